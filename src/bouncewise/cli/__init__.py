@@ -1,0 +1,1 @@
+"""The `bouncewise` command: thin click commands over the library."""

@@ -1,0 +1,44 @@
+"""The records a decoder fills: what a bounce says, per recipient, with no judgement added."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# What kind of report a recipient row comes from; the judge maps these to reasons.
+FAILURE = "failure"
+DELAY = "delay"
+DELIVERED = "delivered"
+FEEDBACK = "feedback"
+AUTO_REPLY = "auto-reply"
+
+
+@dataclass(slots=True)
+class RecipientFields:
+    """Per-recipient fields, named after RFC 3464 where it has a name for them."""
+
+    final_recipient: str = ""
+    original_recipient: str = ""
+    action: str = ""
+    status: str = ""
+    reply_code: str = ""
+    diagnostic_code: str = ""
+    diagnostic_type: str = ""
+    remote_mta: str = ""
+    reporting_mta: str = ""
+    smtp_command: str = ""
+    last_attempt_date: str = ""
+    kind: str = FAILURE
+    feedback_type: str = ""
+
+
+@dataclass(slots=True)
+class Report:
+    """One decoded message: its recipients and what it carries about the original message."""
+
+    decoded_by: str
+    recipients: list[RecipientFields] = field(default_factory=list)
+    sender: str = ""
+    original_message_id: str = ""
+    subject: str = ""
+    timestamp: str = ""
+    truncated: bool = False

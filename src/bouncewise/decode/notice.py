@@ -1,0 +1,169 @@
+"""The human-readable part of a bounce and the copy of the original message it returns.
+
+Shared by the decoders: finding the notice text, cutting it where the returned message starts,
+and reading the returned message's headers for the sender, Message-ID, Subject and Date.
+"""
+
+from __future__ import annotations
+
+from bouncewise.mail.headers import addresses, decode_words, first_address, parse_date_utc
+from bouncewise.mail.message import Message, Part
+
+# Lower-case fragments of the line that separates a notice from the message it returns, as
+# Exim, qmail, Gmail, Sendmail, Exchange, DMA and others write it.
+ORIGINAL_MARKERS = (
+    "this is a copy of the message",
+    "below this line is a copy of the message",
+    "original message follows",
+    "unsent message follows",
+    "returned message follows",
+    "message headers follow",
+    "original message headers",
+    "----- original message -----",
+    "------ original message ------",
+    "--- original message ---",
+    "copy of the original message",
+    "original message text follows",
+    "header of the original message",
+    "headers of the original message",
+    "text of the original message",
+    "message text follows",
+    "start of original message",
+    "included is a copy of the message",
+    "the headers of your message",
+    "headers of your message",
+    "original message header",
+    "original message was",
+)
+
+_NOTICE_TYPES = ("text/plain", "text/html", "text/enriched")
+_ORIGINAL_TYPES = ("message/rfc822", "message/global", "text/rfc822-headers",
+                   "message/rfc822-headers", "message/global-headers")
+
+
+def is_marker(line: str) -> bool:
+    """Return True if `line` introduces the returned copy of the original message."""
+    lowered = line.strip().lower()
+    if not lowered or len(lowered) > 120:
+        return False
+    return any(fragment in lowered for fragment in ORIGINAL_MARKERS)
+
+
+def notice_text(message: Message) -> str:
+    """Return the notice: the first text part outside any returned message, cut at the marker."""
+    part = _notice_part(message)
+    if part is None:
+        return ""
+    text = part.text()
+    if part.content_type == "text/html":
+        text = strip_html(text)
+    return split_original(text)[0]
+
+
+def _notice_part(message: Message) -> Part | None:
+    if not message.content_type.startswith("multipart/"):
+        return message if message.content_type in _NOTICE_TYPES else None
+
+    stack = list(reversed(message.children()))
+    while stack:
+        part = stack.pop()
+        if part.content_type in _NOTICE_TYPES:
+            return part
+        if part.content_type.startswith("multipart/"):
+            stack.extend(reversed(part.children()))
+    return None
+
+
+def split_original(text: str) -> tuple[str, str]:
+    """Split text at the first marker line into (notice, returned message)."""
+    position = 0
+    for line in text.split("\n"):
+        if is_marker(line):
+            return text[:position], text[position + len(line) + 1 :]
+        position += len(line) + 1
+    return text, ""
+
+
+def strip_html(text: str) -> str:
+    """Reduce HTML to its text: tags become line breaks or spaces, common entities decoded."""
+    import html
+
+    pieces = []
+    position = 0
+    while True:
+        start = text.find("<", position)
+        if start < 0:
+            pieces.append(text[position:])
+            break
+        pieces.append(text[position:start])
+        end = text.find(">", start)
+        if end < 0:
+            break
+        tag = text[start + 1 : start + 6].lower()
+        pieces.append("\n" if tag.startswith(("br", "p", "/p", "div", "/div", "tr", "li", "h")) else " ")
+        position = end + 1
+    return html.unescape("".join(pieces))
+
+
+def reply_near(notice: str, address: str, max_lines: int = 8) -> str:
+    """Return the lines of `notice` that follow a mention of `address`, up to a blank line."""
+    if not notice or not address:
+        return ""
+    lowered = notice.lower()
+    position = lowered.find(address.lower())
+    if position < 0:
+        return ""
+    start = notice.rfind("\n", 0, position) + 1
+    lines = []
+    for line in notice[start:].split("\n")[:max_lines]:
+        if not line.strip() and lines:
+            break
+        if line.strip():
+            lines.append(line.strip())
+    return " ".join(lines)
+
+
+def original_part(message: Message) -> Part | None:
+    """Return the returned original message (or its headers) as a part, or None."""
+    for part in message.walk():
+        if part.content_type in _ORIGINAL_TYPES and part is not message:
+            children = part.children()
+            if children:
+                return children[0]
+
+    body = message.text() if not message.content_type.startswith("multipart/") else ""
+    if not body:
+        notice = _notice_part(message)
+        body = notice.text() if notice is not None else ""
+    returned = split_original(body)[1].lstrip("\n")
+    if not returned:
+        return None
+    return Part(returned.encode("utf-8", "replace"), message.limits, message.depth + 1)
+
+
+def fill_original(report, message: Message) -> None:
+    """Copy the original message's sender, Message-ID, Subject and Date into `report`."""
+    original = original_part(message)
+    if original is None:
+        return
+    if not report.sender:
+        report.sender = first_address(original.header("from")) or first_address(
+            original.header("return-path"))
+    if not report.original_message_id:
+        report.original_message_id = original.header("message-id").strip()
+    if not report.subject:
+        report.subject = decode_words(original.header("subject")).strip()
+    if not report.timestamp:
+        report.timestamp = parse_date_utc(original.header("date"))
+
+
+def original_recipients(message: Message) -> list[str]:
+    """Return the To and Cc addresses of the returned original message."""
+    original = original_part(message)
+    if original is None:
+        return []
+    found: list[str] = []
+    for name in ("to", "cc"):
+        for value in original.headers(name):
+            found.extend(addresses(value))
+    return found

@@ -1,0 +1,118 @@
+"""Header fields: unfolding, Content-Type parameters, RFC 2047 encoded words, addresses."""
+
+from __future__ import annotations
+
+import re
+from email.header import decode_header, make_header
+from datetime import timezone
+from email.utils import getaddresses, parsedate_to_datetime
+
+from bouncewise.config import Limits
+
+# A field name is printable ASCII except the colon (RFC 5322 section 2.2).
+_FIELD_NAME = re.compile(rb"[!-9;-~]{1,76}")
+
+
+def parse_header_block(head: bytes, limits: Limits) -> dict[str, list[str]]:
+    """Parse header fields into lower-case names mapping to unfolded values, in order."""
+    fields: dict[str, list[str]] = {}
+    name = ""
+    value: list[bytes] = []
+
+    def store() -> None:
+        if name:
+            text = b" ".join(value).decode("utf-8", "replace").strip()
+            fields.setdefault(name, []).append(text[: limits.max_line_length])
+
+    for line in head[: limits.max_header_size].split(b"\n"):
+        if line[:1] in (b" ", b"\t"):
+            if name:
+                value.append(line.strip())
+            continue
+        store()
+        name = ""
+        colon = line.find(b":")
+        if colon <= 0 or not _FIELD_NAME.fullmatch(line[:colon].rstrip()):
+            continue
+        name = line[:colon].rstrip().decode("ascii").lower()
+        value = [line[colon + 1 :].strip()]
+    store()
+    return fields
+
+
+def parse_parameters(text: str) -> dict[str, str]:
+    """Parse `; name=value; name="quoted value"` into a dict with lower-case names."""
+    parameters: dict[str, str] = {}
+    for match in _PARAMETER.finditer(text):
+        name = match.group(1).lower()
+        value = match.group(2)
+        if value.startswith('"'):
+            value = value[1:-1].replace('\\"', '"')
+        parameters.setdefault(name.rstrip("*"), value)
+    return parameters
+
+
+_PARAMETER = re.compile(r'([A-Za-z0-9_.*-]{1,64})\s*=\s*("(?:[^"\\]|\\.){0,1000}"|[^;\s]{0,1000})')
+
+
+def decode_words(value: str) -> str:
+    """Decode RFC 2047 encoded words; return the value unchanged if they are malformed."""
+    if "=?" not in value:
+        return value
+    try:
+        return str(make_header(decode_header(value)))
+    except (ValueError, LookupError, UnicodeError, AssertionError):
+        return value
+
+
+_ANGLE_ADDRESS = re.compile(r"<([^<>\s]{1,320})>")
+_BARE_ADDRESS = re.compile(r"[^\s<>()\[\]\"',;:]{1,64}@[A-Za-z0-9][A-Za-z0-9.-]{0,252}")
+
+
+def normalize_address(address: str) -> str:
+    """Strip brackets, quotes and a trailing dot; lower-case the domain."""
+    address = address.strip().strip("<>").strip().strip("'\"").rstrip(".")
+    local, at, domain = address.rpartition("@")
+    if not at:
+        return address
+    return f"{local}@{domain.lower()}"
+
+
+def first_address(value: str) -> str:
+    """Return the first mail address in a header value or a line of text, or ""."""
+    if not value:
+        return ""
+    match = _ANGLE_ADDRESS.search(value)
+    if match and "@" in match.group(1):
+        return normalize_address(match.group(1))
+    match = _BARE_ADDRESS.search(value)
+    if match:
+        return normalize_address(match.group(0))
+    return ""
+
+
+def addresses(value: str) -> list[str]:
+    """Return every mail address in a header value such as To or Cc."""
+    found = []
+    for _, address in getaddresses([value]):
+        if "@" in address:
+            found.append(normalize_address(address))
+    return found
+
+
+def parse_date_utc(value: str) -> str:
+    """Return an RFC 5322 date as ISO 8601 in UTC, or "" where it cannot be read."""
+    if not value:
+        return ""
+    try:
+        moment = parsedate_to_datetime(value.strip())
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return ""
+    if moment is None:
+        return ""
+    if moment.tzinfo is None:
+        return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    try:
+        return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (OverflowError, ValueError):
+        return ""

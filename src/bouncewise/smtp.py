@@ -1,0 +1,61 @@
+"""Reading SMTP reply codes and RFC 3463 enhanced status codes out of reply text.
+
+Both the decoders (which copy what a bounce says) and the judge (which reads a bare reply line)
+need this, so it lives beside them rather than in either.
+"""
+
+from __future__ import annotations
+
+import re
+
+# An enhanced status code such as 5.7.1 or 4.4.7, not part of an IP address or a version number.
+_STATUS = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d]|\.\d)")
+
+# A three-digit reply code where a reply starts: line start, or after a colon, bracket or "said".
+_REPLY_CODE = re.compile(r"(?:^|[\s:(\[\"'])([245][0-9][0-9])(?=[ -]|$)", re.MULTILINE)
+
+
+
+def find_status(text: str) -> str:
+    """Return the first enhanced status code in `text`, or ""."""
+    match = _STATUS.search(text)
+    if not match:
+        return ""
+    return ".".join(str(int(group)) for group in match.groups())
+
+
+def find_reply_code(text: str) -> str:
+    """Return the first three-digit SMTP reply code in `text`, or ""."""
+    match = _REPLY_CODE.search(text)
+    return match.group(1) if match else ""
+
+
+_COMMAND_PATTERN = re.compile(
+    r"\b(?:after|in reply to|response to|during|for)\s+(?:the\s+)?(?:end of\s+)?(?:final\s+)?"
+    r"(CONN\w*|EHLO|HELO|STARTTLS|AUTH|MAIL(?:\s+FROM)?|RCPT(?:\s+TO)?|DATA|BDAT|QUIT|"
+    r"end of data|initial connection|greeting|banner)",
+    re.IGNORECASE,
+)
+
+_COMMAND_NAMES = {
+    "mail": "MAIL", "mail from": "MAIL", "rcpt": "RCPT", "rcpt to": "RCPT", "data": "DATA",
+    "end of data": "DATA", "bdat": "DATA", "ehlo": "EHLO", "helo": "HELO", "starttls": "STARTTLS",
+    "auth": "AUTH", "quit": "QUIT", "initial connection": "CONN", "greeting": "CONN",
+    "banner": "CONN",
+}
+
+
+def find_smtp_command(text: str) -> str:
+    """Return the SMTP command a diagnostic says the error followed, such as "RCPT", or ""."""
+    match = _COMMAND_PATTERN.search(text)
+    if not match:
+        return ""
+    word = " ".join(match.group(1).lower().split())
+    if word.startswith("conn"):
+        return "CONN"
+    return _COMMAND_NAMES.get(word, "")
+
+
+def status_class(code: str) -> str:
+    """Return the class digit ("2", "4" or "5") of a status or reply code, or ""."""
+    return code[:1] if code[:1] in ("2", "4", "5") else ""
