@@ -17,17 +17,26 @@ _REPLY_CODE = re.compile(r"(?:^|[\s:(\[\"'])([245][0-9][0-9])(?=[ -]|$)", re.MUL
 
 
 def find_status(text: str) -> str:
-    """Return the first enhanced status code in `text`, or ""."""
-    match = _STATUS.search(text)
-    if not match:
-        return ""
-    return ".".join(str(int(group)) for group in match.groups())
+    """Return the first failure (4.X.X or 5.X.X) enhanced status code in `text`, else the first
+    success code, else ""; a transcript quotes the 2.X.X replies before the one that failed."""
+    success = ""
+    for match in _STATUS.finditer(text):
+        code = ".".join(str(int(group)) for group in match.groups())
+        if code[0] != "2":
+            return code
+        success = success or code
+    return success
 
 
 def find_reply_code(text: str) -> str:
-    """Return the first three-digit SMTP reply code in `text`, or ""."""
-    match = _REPLY_CODE.search(text)
-    return match.group(1) if match else ""
+    """Return the first failure (4XX or 5XX) reply code in `text`, else the first one, else ""."""
+    first = ""
+    for match in _REPLY_CODE.finditer(text):
+        code = match.group(1)
+        if code[0] != "2":
+            return code
+        first = first or code
+    return first
 
 
 _COMMAND_PATTERN = re.compile(

@@ -12,7 +12,7 @@ from functools import cache
 from importlib import resources
 
 from bouncewise.judge.categories import category_of, is_hard_bounce
-from bouncewise.judge.codes import DERIVED_STATUS, STATUS_REASONS
+from bouncewise.judge.codes import DERIVED_STATUS, FALLBACK_STATUS_REASONS, STATUS_REASONS
 from bouncewise.judge.reasons import normalize_text, reason_from_text
 from bouncewise.smtp import find_reply_code, find_smtp_command, find_status, status_class
 
@@ -21,16 +21,29 @@ __all__ = ["Evidence", "Verdict", "judge", "advice_for"]
 # Kinds of report whose reason follows from the kind alone.
 _KIND_REASONS = {"feedback": "feedback", "auto-reply": "vacation", "delivered": "delivered"}
 
-# Reasons whose phrases name the real cause even where the status code says something else:
-# servers often send 5.1.1 or 5.7.1 with a text that says spam, blocklist or SPF.
-_TEXT_OVER_CODE = frozenset((
-    "virusdetected", "spamdetected", "authfailure", "requireptr", "failedstarttls", "badreputation",
-    "blocked", "norelaying", "expired", "speeding", "toomanyconn", "mailboxfull", "suspend",
-    "notaccept", "hasmoved", "mesgtoobig", "rejected", "securityerror", "systemfull",
-))
+# Status details precise enough to outweigh the reply text, which for these codes usually
+# paraphrases the same cause in looser words ("message too large for this recipient" is 5.2.3).
+_CODE_OVER_TEXT = frozenset(("2.2", "2.3", "3.4", "7.20", "7.21", "7.22", "7.23", "7.24", "7.25",
+                             "7.26", "7.27", "1.10"))
+
+# Reasons whose evidence outweighs even a DSN's specific Status field: a refusal that names spam
+# or a virus must never be reported as a dead address, whatever code came with it.
+_TEXT_OVER_ANY_CODE = frozenset(("spamdetected", "virusdetected", "blocked", "speeding"))
+
+# Reasons read from the text that mean "the sender was refused" when the refusal came at MAIL FROM.
+_MAIL_STAGE_REWRITES = frozenset(("userunknown", "securityerror", "policyviolation", "filtered"))
+
+# Status subjects (the middle digit) that name a class of cause when nothing else does:
+# X.6.X is a media (content) error and X.7.X a security or policy refusal (RFC 3463).
+_SUBJECT_REASONS = {"6": "contenterror", "7": "securityerror"}
+
+# Reasons that a temporary (4xx) failure turns into: a DNS answer that says "no such domain"
+# for now may change, so it is a network error until the sending server gives up.
+_TEMPORARY_REASONS = {"hostunknown": "networkerror"}
 
 # The reason when no phrase and no code decides, by the SMTP command the error followed.
 _COMMAND_REASONS = {"CONN": "blocked", "EHLO": "blocked", "HELO": "blocked", "MAIL": "rejected",
+                    "RCPT": "userunknown",
                     "STARTTLS": "failedstarttls", "AUTH": "securityerror"}
 
 
@@ -44,6 +57,9 @@ class Evidence:
     smtp_command: str = ""
     action: str = ""
     kind: str = "failure"
+    diagnostic_type: str = ""
+    # True where the status is a DSN's Status field, the reporting MTA's own classification.
+    status_from_field: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,11 +77,11 @@ class Verdict:
 
 def judge(evidence: Evidence) -> Verdict:
     """Decide the reason, category and hard-bounce flag for one recipient's failure."""
-    status = evidence.status or find_status(evidence.diagnostic)
+    status, from_field = _status(evidence)
     reply_code = evidence.reply_code or find_reply_code(evidence.diagnostic)
     command = evidence.smtp_command or find_smtp_command(evidence.diagnostic)
 
-    reason = _reason(evidence, status, command)
+    reason = _reason(evidence, status, from_field, command)
 
     if not status:
         status = _derived_status(reason, reply_code, evidence.kind)
@@ -81,21 +97,68 @@ def judge(evidence: Evidence) -> Verdict:
     )
 
 
-def _reason(evidence: Evidence, status: str, command: str) -> str:
+def _status(evidence: Evidence) -> tuple[str, bool]:
+    """Return the status code to judge by, and whether it is a DSN's Status field.
+
+    The remote server's own code in the reply text wins over a Status field that differs from
+    it: the reporting MTA often fills the field with its own generic code (4.4.7 for any delay).
+    """
+    in_text = find_status(evidence.diagnostic)
+    if evidence.status and (not in_text or in_text == evidence.status or in_text[0] == "2"):
+        return evidence.status, evidence.status_from_field
+    return in_text or evidence.status, False
+
+
+def _reason(evidence: Evidence, status: str, from_field: bool, command: str) -> str:
     if evidence.kind in _KIND_REASONS:
         return _KIND_REASONS[evidence.kind]
 
-    text_reason = reason_from_text(normalize_text(evidence.diagnostic))
-    code_reason = STATUS_REASONS.get(status.partition(".")[2], "")
+    text_reason, weak = reason_from_text(normalize_text(evidence.diagnostic))
+    detail = status.partition(".")[2]
+    code_reason = STATUS_REASONS.get(detail, "")
 
     if text_reason == "userunknown" and command == "DATA":
         # A recipient refused after the message was sent was refused for its content.
         text_reason = "filtered"
+    if command == "MAIL" and (weak or text_reason in _MAIL_STAGE_REWRITES):
+        # Refused at MAIL FROM, before any recipient was named: it is the sender that was refused.
+        text_reason, weak = "rejected", False
 
-    if text_reason and (text_reason in _TEXT_OVER_CODE or not code_reason):
-        return text_reason
-    if code_reason:
-        return code_reason
+    if _is_local_program_error(evidence):
+        reason = "mailererror"
+    elif code_reason == "filtered" and text_reason and text_reason != "userunknown":
+        # X.2.0 and X.2.1 are sent for many mailbox states; the text tells which one.
+        reason = text_reason
+    elif code_reason and not (text_reason in _TEXT_OVER_ANY_CODE and not weak) and (
+            from_field or detail in _CODE_OVER_TEXT):
+        reason = code_reason
+    elif text_reason:
+        reason = text_reason
+    elif code_reason:
+        reason = code_reason
+    else:
+        reason = _fallback_reason(evidence, status, command)
+
+    if status_class(status) == "4":
+        reason = _TEMPORARY_REASONS.get(reason, reason)
+    return reason
+
+
+def _is_local_program_error(evidence: Evidence) -> bool:
+    """Return True for a diagnostic written by a local delivery program (type X-UNIX)."""
+    if evidence.diagnostic_type.upper() != "X-UNIX":
+        return False
+    return any(character.isalpha() for character in evidence.diagnostic)
+
+
+def _fallback_reason(evidence: Evidence, status: str, command: str) -> str:
+    """Return the reason when neither a phrase nor a specific status code decides."""
+    detail = status.partition(".")[2]
+    if detail in FALLBACK_STATUS_REASONS:
+        return FALLBACK_STATUS_REASONS[detail]
+    subject = detail.partition(".")[0]
+    if subject in _SUBJECT_REASONS:
+        return _SUBJECT_REASONS[subject]
     if command in _COMMAND_REASONS:
         return _COMMAND_REASONS[command]
     if evidence.kind == "delay" or evidence.action == "delayed":

@@ -15,12 +15,17 @@ STATUS_REASONS: dict[str, str] = {
     "1.7": "rejected",           # Bad sender's mailbox address syntax
     "1.8": "rejected",           # Bad sender's system address
     "1.10": "notaccept",         # Recipient address has null MX (RFC 7505)
-    "2.1": "suspend",            # Mailbox disabled, not accepting messages
+    # X.2.0 and X.2.1 ("mailbox disabled, not accepting messages") are what recipient-side filters
+    # send, notably at the Japanese mobile carriers, far more often than a disabled mailbox.
+    "2.0": "filtered",           # Other or undefined mailbox status
+    "2.1": "filtered",           # Mailbox disabled, not accepting messages
     "2.2": "mailboxfull",        # Mailbox full
     "2.3": "exceedlimit",        # Message length exceeds administrative limit
     "3.1": "systemfull",         # Mail system full
+    "3.2": "notaccept",          # System not accepting network messages
     "3.4": "mesgtoobig",         # Message too big for system
-    "4.1": "networkerror",       # No answer from host
+    # A final failure after "no answer from host" means the sender stopped retrying.
+    "4.1": "expired",            # No answer from host
     "4.3": "systemerror",        # Directory server failure
     "4.4": "hostunknown",        # Unable to route
     "4.6": "networkerror",       # Routing loop detected
@@ -43,6 +48,13 @@ STATUS_REASONS: dict[str, str] = {
     "7.28": "spamdetected",      # Mail flood detected
     "7.29": "authfailure",       # ARC validation failure
     "7.30": "securityerror",     # REQUIRETLS support required
+}
+
+# Details too general to outweigh any phrase, used only when the text names no reason.
+FALLBACK_STATUS_REASONS: dict[str, str] = {
+    "1.0": "userunknown",        # Other address status
+    "3.0": "systemerror",        # Other or undefined mail system status
+    "5.0": "syntaxerror",        # Other or undefined protocol status
 }
 
 # Reason -> the status code reported when a bounce carries none (class digit added by the judge).

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
@@ -12,13 +13,13 @@ from importlib import resources
 # blocklisted IP is blocked before it is a generic policy refusal.
 TEXT_ORDER = (
     "virusdetected",
+    "notcompliantrfc",
+    "spamdetected",
     "authfailure",
     "requireptr",
     "failedstarttls",
-    "spamdetected",
     "badreputation",
     "norelaying",
-    "expired",
     "toomanyconn",
     "speeding",
     "mailboxfull",
@@ -33,7 +34,6 @@ TEXT_ORDER = (
     "blocked",
     "filtered",
     "securityerror",
-    "notcompliantrfc",
     "contenterror",
     "syntaxerror",
     "systemfull",
@@ -41,15 +41,28 @@ TEXT_ORDER = (
     "networkerror",
     "policyviolation",
     "systemerror",
+    # Last, because a bounce that says the sender gave up usually also says why it kept failing.
+    "expired",
 )
 
-# Mail addresses are removed before matching: a recipient called "userunknown@..." or a domain
-# called "spam.example" is no evidence of a reason.
-_ADDRESS = re.compile(r"[^\s<>()\[\]\"',;:]{1,64}@[^\s<>()\[\]\"',;:]{1,255}")
+# Mail addresses and URLs are removed before matching: a recipient called "userunknown@..." or a
+# link to a help page about spam is no evidence of a reason.
+_ADDRESS = re.compile(r"[^\s<>()\[\]\"',;:]{1,64}@[^\s<>()\[\]\"',;:]{1,255}|https?://[^\s<>\"']{1,2000}")
+
+
+Phrase = str | tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PhraseTable:
+    """One reason's phrases: specific ones, and weak ones tried only after every specific one."""
+
+    phrases: tuple[Phrase, ...]
+    weak_phrases: tuple[Phrase, ...]
 
 
 @cache
-def phrase_tables() -> dict[str, tuple[str | tuple[str, ...], ...]]:
+def phrase_tables() -> dict[str, PhraseTable]:
     """Load every reason's phrase table from the package data."""
     tables = {}
     folder = resources.files("bouncewise.judge").joinpath("phrases")
@@ -57,16 +70,26 @@ def phrase_tables() -> dict[str, tuple[str | tuple[str, ...], ...]]:
         if not entry.name.endswith(".toml"):
             continue
         data = tomllib.loads(entry.read_text(encoding="utf-8"))
-        phrases = tuple(
-            tuple(phrase) if isinstance(phrase, list) else phrase for phrase in data.get("phrases", [])
+        tables[entry.name[: -len(".toml")]] = PhraseTable(
+            phrases=_phrases(data.get("phrases", [])),
+            weak_phrases=_phrases(data.get("weak_phrases", [])),
         )
-        tables[entry.name[: -len(".toml")]] = phrases
     return tables
 
 
+def _phrases(entries: list) -> tuple[Phrase, ...]:
+    return tuple(tuple(entry) if isinstance(entry, list) else entry for entry in entries)
+
+
+# Reply codes and the enhanced codes after them, which multi-line replies repeat on every line
+# ("550-5.7.1 Messages with multiple 550-5.7.1 addresses in From"), so phrases can span lines.
+_REPLY_PREFIX = re.compile(r"(?<![\w.#-])[245]\d\d[ -](?:#?[245]\.\d{1,3}\.\d{1,3}\s)?")
+
+
 def normalize_text(text: str, max_length: int = 4096) -> str:
-    """Lower-case, remove mail addresses and collapse white space, within `max_length`."""
+    """Lower-case, remove mail addresses and reply codes, collapse white space, within `max_length`."""
     text = _ADDRESS.sub(" ", text[: max_length * 2])
+    text = _REPLY_PREFIX.sub(" ", text)
     return " ".join(text.lower().split())[:max_length]
 
 
@@ -83,11 +106,20 @@ def phrase_matches(text: str, phrase: str | tuple[str, ...]) -> bool:
     return True
 
 
-def reason_from_text(text: str, order: tuple[str, ...] = TEXT_ORDER) -> str:
-    """Return the first reason in `order` whose table matches normalized `text`, or ""."""
+def reason_from_text(text: str, order: tuple[str, ...] = TEXT_ORDER) -> tuple[str, bool]:
+    """Return the reason whose table matches normalized `text` and whether a weak phrase decided,
+    or ("", False).
+
+    Specific phrases of every table are tried first, in `order`; weak phrases (such as a bare
+    "blocked" or "policy") only when no specific phrase matched.
+    """
     tables = phrase_tables()
-    for reason in order:
-        for phrase in tables.get(reason, ()):
-            if phrase_matches(text, phrase):
-                return reason
-    return ""
+    for weak in (False, True):
+        for reason in order:
+            table = tables.get(reason)
+            if table is None:
+                continue
+            for phrase in table.weak_phrases if weak else table.phrases:
+                if phrase_matches(text, phrase):
+                    return reason, weak
+    return "", False
