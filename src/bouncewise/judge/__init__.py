@@ -28,10 +28,11 @@ _CODE_OVER_TEXT = frozenset(("2.2", "2.3", "3.4", "7.20", "7.21", "7.22", "7.23"
 
 # Reasons whose evidence outweighs even a DSN's specific Status field: a refusal that names spam
 # or a virus must never be reported as a dead address, whatever code came with it.
-_TEXT_OVER_ANY_CODE = frozenset(("spamdetected", "virusdetected", "blocked", "speeding"))
+_TEXT_OVER_ANY_CODE = frozenset(("spamdetected", "virusdetected", "blocked", "speeding",
+                                 "toomanyconn"))
 
 # Reasons read from the text that mean "the sender was refused" when the refusal came at MAIL FROM.
-_MAIL_STAGE_REWRITES = frozenset(("userunknown", "securityerror", "policyviolation", "filtered"))
+_MAIL_STAGE_REWRITES = frozenset(("userunknown", "securityerror", "filtered"))
 
 # Status subjects (the middle digit) that name a class of cause when nothing else does:
 # X.6.X is a media (content) error and X.7.X a security or policy refusal (RFC 3463).
@@ -104,7 +105,8 @@ def _status(evidence: Evidence) -> tuple[str, bool]:
     it: the reporting MTA often fills the field with its own generic code (4.4.7 for any delay).
     """
     in_text = find_status(evidence.diagnostic)
-    if evidence.status and (not in_text or in_text == evidence.status or in_text[0] == "2"):
+    generic = in_text.endswith(".0.0")
+    if evidence.status and (not in_text or in_text == evidence.status or in_text[0] == "2" or generic):
         return evidence.status, evidence.status_from_field
     return in_text or evidence.status, False
 
@@ -124,7 +126,9 @@ def _reason(evidence: Evidence, status: str, from_field: bool, command: str) -> 
         # Refused at MAIL FROM, before any recipient was named: it is the sender that was refused.
         text_reason, weak = "rejected", False
 
-    if _is_local_program_error(evidence):
+    if _is_local_program_error(evidence) and (weak or text_reason in ("", "userunknown")):
+        # A local delivery program's own words ("No such user", "Permission denied") describe
+        # its failure, not the address.
         reason = "mailererror"
     elif code_reason == "filtered" and text_reason and text_reason != "userunknown":
         # X.2.0 and X.2.1 are sent for many mailbox states; the text tells which one.
@@ -148,21 +152,23 @@ def _is_local_program_error(evidence: Evidence) -> bool:
     """Return True for a diagnostic written by a local delivery program (type X-UNIX)."""
     if evidence.diagnostic_type.upper() != "X-UNIX":
         return False
-    return any(character.isalpha() for character in evidence.diagnostic)
+    return any(character.isalpha() for character in evidence.diagnostic[:200])
 
 
 def _fallback_reason(evidence: Evidence, status: str, command: str) -> str:
     """Return the reason when neither a phrase nor a specific status code decides."""
+    if evidence.kind == "delay" or evidence.action == "delayed":
+        return "expired"
     detail = status.partition(".")[2]
     if detail in FALLBACK_STATUS_REASONS:
         return FALLBACK_STATUS_REASONS[detail]
     subject = detail.partition(".")[0]
     if subject in _SUBJECT_REASONS:
         return _SUBJECT_REASONS[subject]
-    if command in _COMMAND_REASONS:
+    if evidence.diagnostic_type.upper() == "X-UNIX":
+        return "mailererror"
+    if command in _COMMAND_REASONS and (command != "RCPT" or status_class(status) == "5"):
         return _COMMAND_REASONS[command]
-    if evidence.kind == "delay" or evidence.action == "delayed":
-        return "expired"
     return "onhold" if status_class(status) == "4" else "undefined"
 
 

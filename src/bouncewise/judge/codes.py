@@ -24,12 +24,9 @@ STATUS_REASONS: dict[str, str] = {
     "3.1": "systemfull",         # Mail system full
     "3.2": "notaccept",          # System not accepting network messages
     "3.4": "mesgtoobig",         # Message too big for system
-    # A final failure after "no answer from host" means the sender stopped retrying.
-    "4.1": "expired",            # No answer from host
     "4.3": "systemerror",        # Directory server failure
     "4.4": "hostunknown",        # Unable to route
     "4.6": "networkerror",       # Routing loop detected
-    "4.7": "expired",            # Delivery time expired
     "5.3": "syntaxerror",        # Too many recipients
     "5.4": "syntaxerror",        # Invalid command arguments
     "6.0": "contenterror",       # Other or undefined media error
@@ -55,6 +52,10 @@ FALLBACK_STATUS_REASONS: dict[str, str] = {
     "1.0": "userunknown",        # Other address status
     "3.0": "systemerror",        # Other or undefined mail system status
     "5.0": "syntaxerror",        # Other or undefined protocol status
+    # A final failure after "no answer from host" means the sender stopped retrying.
+    "4.1": "expired",            # No answer from host
+    # Reporting MTAs put 4.4.7 on every message they stop retrying, whatever the cause was.
+    "4.7": "expired",            # Delivery time expired
 }
 
 # Reason -> the status code reported when a bounce carries none (class digit added by the judge).
