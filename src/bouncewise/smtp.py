@@ -54,15 +54,31 @@ _COMMAND_NAMES = {
 }
 
 
+# A Sendmail-style transcript line with the command the client sent, as in ">>> RCPT To:<...>".
+_TRANSCRIPT_COMMAND = re.compile(r">>> ?(EHLO|HELO|MAIL|RCPT|DATA|BDAT|STARTTLS|AUTH|QUIT)\b",
+                                 re.IGNORECASE)
+_TRANSCRIPT_FAILURE = re.compile(r"<<< ?[45]\d\d")
+
+
 def find_smtp_command(text: str) -> str:
     """Return the SMTP command a diagnostic says the error followed, such as "RCPT", or ""."""
     match = _COMMAND_PATTERN.search(text)
     if not match:
-        return ""
+        return _transcript_command(text)
     word = " ".join(match.group(1).lower().split())
     if word.startswith("conn"):
         return "CONN"
     return _COMMAND_NAMES.get(word, "")
+
+
+def _transcript_command(text: str) -> str:
+    """Return the last command a transcript shows before its first failure reply, or ""."""
+    failure = _TRANSCRIPT_FAILURE.search(text)
+    end = failure.start() if failure else len(text)
+    command = ""
+    for match in _TRANSCRIPT_COMMAND.finditer(text, 0, end):
+        command = match.group(1).upper()
+    return "DATA" if command == "BDAT" else command
 
 
 def status_class(code: str) -> str:

@@ -13,7 +13,7 @@ from importlib import resources
 
 from bouncewise.judge.categories import category_of, is_hard_bounce
 from bouncewise.judge.codes import DERIVED_STATUS, FALLBACK_STATUS_REASONS, STATUS_REASONS
-from bouncewise.judge.reasons import normalize_text, reason_from_text
+from bouncewise.judge.reasons import DEFINITE, WEAK, normalize_text, reason_from_text
 from bouncewise.smtp import find_reply_code, find_smtp_command, find_status, status_class
 
 __all__ = ["Evidence", "Verdict", "judge", "advice_for"]
@@ -115,12 +115,15 @@ def _reason(evidence: Evidence, status: str, from_field: bool, command: str) -> 
     if evidence.kind in _KIND_REASONS:
         return _KIND_REASONS[evidence.kind]
 
-    text_reason, weak = reason_from_text(normalize_text(evidence.diagnostic))
+    text_reason, strength = reason_from_text(normalize_text(evidence.diagnostic))
+    weak = strength == WEAK
     detail = status.partition(".")[2]
     code_reason = STATUS_REASONS.get(detail, "")
 
-    if text_reason == "userunknown" and command == "DATA":
-        # A recipient refused after the message was sent was refused for its content.
+    if (text_reason == "userunknown" and strength != DEFINITE and command != "RCPT"
+            and not detail.startswith("1.")):
+        # "User unknown" is only trusted as such in reply to RCPT TO or with an X.1.X address
+        # status; after DATA, or with no sign of when it came, filters send it too.
         text_reason = "filtered"
     if command == "MAIL" and (weak or text_reason in _MAIL_STAGE_REWRITES):
         # Refused at MAIL FROM, before any recipient was named: it is the sender that was refused.

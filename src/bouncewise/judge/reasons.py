@@ -55,8 +55,10 @@ Phrase = str | tuple[str, ...]
 
 @dataclass(frozen=True, slots=True)
 class PhraseTable:
-    """One reason's phrases: specific ones, and weak ones tried only after every specific one."""
+    """One reason's phrases in three strengths: definite ones, which state the cause beyond doubt
+    and are tried first; specific ones; and weak ones, tried only after every specific one."""
 
+    definite_phrases: tuple[Phrase, ...]
     phrases: tuple[Phrase, ...]
     weak_phrases: tuple[Phrase, ...]
 
@@ -71,6 +73,7 @@ def phrase_tables() -> dict[str, PhraseTable]:
             continue
         data = tomllib.loads(entry.read_text(encoding="utf-8"))
         tables[entry.name[: -len(".toml")]] = PhraseTable(
+            definite_phrases=_phrases(data.get("definite_phrases", [])),
             phrases=_phrases(data.get("phrases", [])),
             weak_phrases=_phrases(data.get("weak_phrases", [])),
         )
@@ -106,20 +109,26 @@ def phrase_matches(text: str, phrase: str | tuple[str, ...]) -> bool:
     return True
 
 
-def reason_from_text(text: str, order: tuple[str, ...] = TEXT_ORDER) -> tuple[str, bool]:
-    """Return the reason whose table matches normalized `text` and whether a weak phrase decided,
-    or ("", False).
+# Strengths of a phrase match, strongest first.
+DEFINITE = "definite"
+SPECIFIC = "specific"
+WEAK = "weak"
 
-    Specific phrases of every table are tried first, in `order`; weak phrases (such as a bare
-    "blocked" or "policy") only when no specific phrase matched.
+
+def reason_from_text(text: str, order: tuple[str, ...] = TEXT_ORDER) -> tuple[str, str]:
+    """Return the reason whose table matches normalized `text` and the strength of the match,
+    or ("", "").
+
+    Definite phrases of every table are tried first, in `order`, then specific ones, then weak
+    ones (such as a bare "blocked" or "policy").
     """
     tables = phrase_tables()
-    for weak in (False, True):
+    for strength in (DEFINITE, SPECIFIC, WEAK):
         for reason in order:
             table = tables.get(reason)
             if table is None:
                 continue
-            for phrase in table.weak_phrases if weak else table.phrases:
+            for phrase in getattr(table, f"{strength}_phrases" if strength != SPECIFIC else "phrases"):
                 if phrase_matches(text, phrase):
-                    return reason, weak
-    return "", False
+                    return reason, strength
+    return "", ""
