@@ -24,7 +24,7 @@ _KIND_REASONS = {"feedback": "feedback", "auto-reply": "vacation", "delivered": 
 # Status details precise enough to outweigh the reply text, which for these codes usually
 # paraphrases the same cause in looser words ("message too large for this recipient" is 5.2.3).
 _CODE_OVER_TEXT = frozenset(("2.2", "2.3", "3.4", "7.20", "7.21", "7.22", "7.23", "7.24", "7.25",
-                             "7.26", "7.27", "1.10"))
+                             "7.26", "7.27"))
 
 # Reasons whose evidence outweighs even a DSN's specific Status field: a refusal that names spam
 # or a virus must never be reported as a dead address, whatever code came with it.
@@ -136,7 +136,7 @@ def _reason(evidence: Evidence, status: str, from_field: bool, command: str) -> 
     elif code_reason == "filtered" and text_reason and text_reason != "userunknown":
         # X.2.0 and X.2.1 are sent for many mailbox states; the text tells which one.
         reason = text_reason
-    elif code_reason and not (text_reason in _TEXT_OVER_ANY_CODE and not weak) and (
+    elif code_reason and strength != DEFINITE and not (text_reason in _TEXT_OVER_ANY_CODE and not weak) and (
             from_field or detail in _CODE_OVER_TEXT):
         reason = code_reason
     elif text_reason:
