@@ -11,8 +11,9 @@ import re
 # An enhanced status code such as 5.7.1 or 4.4.7, not part of an IP address or a version number.
 _STATUS = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d]|\.\d)")
 
-# A three-digit reply code where a reply starts: line start, or after a colon, bracket or "said".
-_REPLY_CODE = re.compile(r"(?:^|[\s:(\[\"'])([245][0-9][0-9])(?=[ -]|$)", re.MULTILINE)
+# A three-digit reply code where a reply starts: line start, or after a colon, bracket or quote.
+# The second digit is 0 to 5 (RFC 5321 section 4.2.1).
+_REPLY_CODE = re.compile(r"(?:^|[\s:(\[\"'])([245][0-5][0-9])(?=[ -]|$)", re.MULTILINE)
 
 
 

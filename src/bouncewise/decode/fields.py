@@ -20,6 +20,8 @@ class RecipientFields:
     original_recipient: str = ""
     action: str = ""
     status: str = ""
+    # True where `status` comes from a DSN's Status field rather than from reply text.
+    status_from_field: bool = False
     reply_code: str = ""
     diagnostic_code: str = ""
     diagnostic_type: str = ""

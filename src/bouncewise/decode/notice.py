@@ -34,6 +34,14 @@ ORIGINAL_MARKERS = (
     "headers of your message",
     "original message header",
     "original message was",
+    "this is a copy of your message",
+    "original mail as follows",
+)
+
+# Lower-case fragments of lines that contain a marker's words but start no returned message:
+# Sendmail opens every notice with "The original message was received at <date>".
+NOT_MARKERS = (
+    "original message was received",
 )
 
 _NOTICE_TYPES = ("text/plain", "text/html", "text/enriched")
@@ -45,6 +53,8 @@ def is_marker(line: str) -> bool:
     """Return True if `line` introduces the returned copy of the original message."""
     lowered = line.strip().lower()
     if not lowered or len(lowered) > 120:
+        return False
+    if any(fragment in lowered for fragment in NOT_MARKERS):
         return False
     return any(fragment in lowered for fragment in ORIGINAL_MARKERS)
 
@@ -126,7 +136,7 @@ def reply_near(notice: str, address: str, max_lines: int = 8) -> str:
 def original_part(message: Message) -> Part | None:
     """Return the returned original message (or its headers) as a part, or None."""
     for part in message.walk():
-        if part.content_type in _ORIGINAL_TYPES and part is not message:
+        if part.content_type in _ORIGINAL_TYPES:
             children = part.children()
             if children:
                 return children[0]

@@ -6,8 +6,28 @@ automatic replies are tried last, because many bounces also carry `Auto-Submitte
 """
 
 from bouncewise.decode import arf, autoreply, rfc3464, text
+from bouncewise.decode import dma, exchange2003, exim, opensmtpd, qmail
+from bouncewise.decode import amazonses, ezweb, gmail, googlegroups, messagingserver, yahoo
+from bouncewise.decode import apachejames, fml, sendmail_v5, verizon
+from bouncewise.decode import postfix_smtpd
 
 DECODERS = [
+    gmail,
+    googlegroups,
+    yahoo,
+    amazonses,
+    ezweb,
+    messagingserver,
+    apachejames,
+    verizon,
+    fml,
+    sendmail_v5,
+    exim,
+    opensmtpd,
+    qmail,
+    dma,
+    exchange2003,
+    postfix_smtpd,
     rfc3464,
     arf,
     text,

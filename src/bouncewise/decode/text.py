@@ -1,12 +1,17 @@
-"""Plain-text bounces from any MTA that writes no delivery-status part: Exim, qmail, old Gmail,
-DMA, Yahoo, Google Groups, and the many home-grown formats that share their shape.
+"""Plain-text bounces of MTAs that have no decoder of their own and write no delivery-status part:
+IMail, MailFoundry, Active!Hunter, and the many home-grown formats that share their shape.
 
-Such a notice names each failed recipient on a line of its own, or in angle brackets, and puts
-the remote server's reply below it, as in
+Such a notice names each failed recipient on a line of its own, in angle brackets, or within a
+sentence, and puts the remote server's reply near it, as in
 
-    <kijitora@example.org>:
-    192.0.2.1 does not like recipient.
-    Remote host said: 550 5.1.1 No such user
+    Unable to deliver message to: <user@example.org>
+    Delivery failed for the following reason:
+    Server mx.example.org[192.0.2.1] failed with: 550 No such user here
+
+The diagnostic is the text after a phrase that introduces a reply ("said:", "failed with:",
+"responded as follows:"), up to a blank line. Without such a phrase, it is the notice text about
+the recipient, less headings and repeated addresses. A notice about a single recipient that states the reason
+before the address is read whole.
 
 This decoder is the last resort for failures: it runs after every format-specific decoder, and
 only on messages that a mail system sent as a bounce (by sender, subject or header).
@@ -14,13 +19,14 @@ only on messages that a mail system sent as a bounce (by sender, subject or head
 
 from __future__ import annotations
 
+import bisect
 import re
 
 from bouncewise.decode.fields import FAILURE, RecipientFields, Report
-from bouncewise.decode.notice import notice_text
-from bouncewise.mail.headers import addresses, decode_words, first_address, normalize_address
+from bouncewise.decode.plain import (MAX_DIAGNOSTIC, build_recipient, find_address, find_command,
+                                     find_remote_mta, notice_body, squeeze)
+from bouncewise.mail.headers import addresses, decode_words, normalize_address
 from bouncewise.mail.message import Message
-from bouncewise.smtp import find_reply_code, find_smtp_command, find_status
 
 NAME = "text"
 
@@ -48,8 +54,23 @@ _SYSTEM_LOCAL_PARTS = frozenset(("postmaster", "mailer-daemon", "mailer_daemon",
 _LINE_ADDRESS = re.compile(r"^[\s>*-]{0,12}<?\s{0,4}([^\s<>()\[\]\"',;:@]{1,64}@[A-Za-z0-9][A-Za-z0-9.-]{0,252})")
 _ANGLE_ADDRESS = re.compile(r"<([^\s<>()\[\]\"',;:@]{1,64}@[A-Za-z0-9][A-Za-z0-9.-]{0,252})>")
 
-# Characters of notice text kept as one recipient's diagnostic.
-_MAX_DIAGNOSTIC = 2000
+# Header fields of a returned message that never name a failed recipient: identifiers that look
+# like addresses, and the originator's fields.
+_SKIPPED_HEADERS = ("message-id:", "in-reply-to:", "references:", "from:", "sender:",
+                    "reply-to:", "return-path:")
+
+# Lower-case phrases that introduce the remote server's reply inside a notice, as in "Remote host
+# said:", "failed with:", "It responded as follows:" or "with the following error message:".
+REPLY_INTRODUCTIONS = ("said:", "failed with:", "responded as follows:", "error message:",
+                       "generated response:", "response was:", "reply was:", "reason:",
+                       "replied:")
+
+# A reply that starts with a code, possibly in brackets: "550 ...", "[554 5.4.6 ...]".
+_REPLY_START = re.compile(r"^[\[(\s]{0,3}[245][0-9][0-9][ -]")
+
+# Lines of a notice that carry no reply: section headings such as "----- Transcript of session
+# follows -----".
+_HEADING_EDGE = "---"
 
 
 def is_bounce(message: Message) -> bool:
@@ -67,7 +88,7 @@ def decode(message: Message) -> Report | None:
     """Decode a plain-text bounce, or return None if the message is not one."""
     if not is_bounce(message):
         return None
-    notice = notice_text(message)
+    notice = _before_mbox_copy(notice_body(message))
     if not notice.strip():
         return None
 
@@ -77,22 +98,92 @@ def decode(message: Message) -> Report | None:
         return None
 
     report = Report(decoded_by=NAME)
-    for recipient, diagnostic in _diagnostics(notice, recipients):
-        report.recipients.append(recipient_from_text(recipient, diagnostic))
+    whole_notice = notice if len(recipients) == 1 else ""
+    for recipient, segment in _segments(notice, recipients):
+        report.recipients.append(_recipient(recipient, segment, whole_notice))
     return report
+
+
+def _before_mbox_copy(notice: str) -> str:
+    """Cut the notice where it quotes the returned message in mbox form ("From sender date")."""
+    position = 0
+    for line in notice.split("\n"):
+        if line.startswith("From ") and "@" in line.partition(" ")[2].partition(" ")[0]:
+            return notice[:position]
+        position += len(line) + 1
+    return notice
 
 
 def recipient_from_text(recipient: str, diagnostic: str, kind: str = FAILURE) -> RecipientFields:
     """Build a recipient record from an address and the notice text that explains it."""
-    return RecipientFields(
-        final_recipient=recipient,
-        status=find_status(diagnostic),
-        reply_code=find_reply_code(diagnostic),
-        diagnostic_code=diagnostic,
-        diagnostic_type="SMTP" if find_reply_code(diagnostic) else "",
-        smtp_command=find_smtp_command(diagnostic),
-        kind=kind,
-    )
+    return build_recipient(recipient, diagnostic, remote_mta=find_remote_mta(diagnostic),
+                           kind=kind)
+
+
+def _recipient(recipient: str, segment: str, notice: str) -> RecipientFields:
+    """Build the record of one recipient from the part of the notice that concerns it."""
+    command = find_command(segment)
+    remote_mta = find_remote_mta(segment)
+    return build_recipient(recipient, _reply(segment, recipient, notice), remote_mta=remote_mta,
+                           smtp_command=command)
+
+
+def _reply(segment: str, recipient: str, notice: str = "") -> str:
+    """Return the remote server's reply in a segment, or the segment without its clutter.
+
+    Where `notice` is given (a notice about one recipient), a reply introduced anywhere in it
+    is used when the segment itself has none, because some notices state the reason first.
+    """
+    reply = _introduced_reply(segment)
+    if not reply and notice:
+        reply = _introduced_reply(notice[:MAX_DIAGNOSTIC * 2])
+    return reply or _without_clutter(segment, recipient)
+
+
+def _introduced_reply(text: str) -> str:
+    """Return the text after a reply introduction such as "said:", up to a blank line, or ""."""
+    lowered = text.lower()
+    position = 0
+    found = -1
+    while True:
+        # Take the first introduction that is followed by a reply code, else the last one.
+        starts = [(lowered.find(phrase, position), phrase) for phrase in REPLY_INTRODUCTIONS]
+        starts = [(start, phrase) for start, phrase in starts if start >= 0]
+        if not starts:
+            break
+        start, phrase = min(starts)
+        found = start + len(phrase)
+        if _REPLY_START.match(text[found:].lstrip(" ")):
+            break
+        position = found
+    if found < 0:
+        return ""
+
+    reply = text[found:].strip()
+    paragraph_end = reply.find("\n\n")
+    reply = reply[:paragraph_end] if paragraph_end > 0 else reply
+    if reply.startswith("[") and reply.rstrip().endswith("]"):
+        reply = reply.strip()[1:-1]
+    return reply.strip()
+
+
+def _without_clutter(segment: str, recipient: str) -> str:
+    """Drop headings and lines that only repeat the address, and the address that leads."""
+    kept = []
+    for line in segment.split("\n"):
+        stripped = line.strip()
+        if stripped.startswith(_HEADING_EDGE) and stripped.endswith(_HEADING_EDGE):
+            continue
+        bare = stripped.lstrip("> ").replace("<", " ").replace(">", " ").strip(" :")
+        if bare and all(word.lower() == recipient.lower() for word in bare.split()):
+            continue
+        kept.append(stripped)
+    text = squeeze("\n".join(kept))
+    if text.lower().startswith((recipient.lower(), "<" + recipient.lower())):
+        text = text.lstrip("<")[len(recipient) :].lstrip("<> :")
+    if text.startswith("[") and text.endswith("]"):
+        text = text[1:-1]
+    return text
 
 
 def _failed_recipients(message: Message, notice: str, excluded: set[str]) -> list[str]:
@@ -102,12 +193,18 @@ def _failed_recipients(message: Message, notice: str, excluded: set[str]) -> lis
 
     at_line_start = []
     in_brackets = []
+    anywhere = []
     for line in notice.split("\n"):
+        if line.lower().startswith(_SKIPPED_HEADERS):
+            continue
         match = _LINE_ADDRESS.match(line)
         if match:
             at_line_start.append(normalize_address(match.group(1)))
         in_brackets.extend(normalize_address(found) for found in _ANGLE_ADDRESS.findall(line))
-    for candidates in (at_line_start, in_brackets):
+        found = find_address(line)
+        if found:
+            anywhere.append(found)
+    for candidates in (at_line_start, in_brackets, anywhere):
         found = [address for address in _unique(candidates) if _is_recipient(address, excluded)]
         if found:
             return found
@@ -129,31 +226,25 @@ def _unique(values) -> list[str]:
     return list(seen)
 
 
-def _diagnostics(notice: str, recipients: list[str]) -> list[tuple[str, str]]:
+def _segments(notice: str, recipients: list[str]) -> list[tuple[str, str]]:
     """Pair each recipient with the notice text from its first mention to the next recipient's."""
     lowered = notice.lower()
-    mentions = []
-    for recipient in recipients:
-        position = lowered.find(recipient.lower())
-        mentions.append(position)
+    mentions = [lowered.find(recipient.lower()) for recipient in recipients]
+    ordered = sorted(set(position for position in mentions if position >= 0))
 
-    ordered = sorted(position for position in mentions if position >= 0)
     pairs = []
     for recipient, position in zip(recipients, mentions):
         if position < 0:
-            pairs.append((recipient, _squeeze(notice)))
+            pairs.append((recipient, notice[:MAX_DIAGNOSTIC]))
             continue
         start = notice.rfind("\n", 0, position) + 1
-        later = [mention for mention in ordered if mention > position]
-        end = notice.rfind("\n", 0, later[0]) + 1 if later else len(notice)
+        following = bisect.bisect_right(ordered, position)
+        end = len(notice)
+        if following < len(ordered):
+            end = notice.rfind("\n", 0, ordered[following]) + 1
         segment = notice[start:end] if end > start else notice[start:]
-        text = _squeeze(segment)
-        if len(text.replace(recipient, "").strip(" <>:.")) < 12:
+        if len(squeeze(segment).replace(recipient, "").strip(" <>:.")) < 12:
             # The recipients are listed together and the reason follows the list.
-            text = _squeeze(notice[(notice.rfind("\n", 0, ordered[-1]) + 1):])
-        pairs.append((recipient, text))
+            segment = notice[(notice.rfind("\n", 0, ordered[-1]) + 1):]
+        pairs.append((recipient, segment[:MAX_DIAGNOSTIC * 2]))
     return pairs
-
-
-def _squeeze(text: str) -> str:
-    return " ".join(text.split())[:_MAX_DIAGNOSTIC]

@@ -1,0 +1,186 @@
+"""Helpers shared by the decoders of plain-text bounces (Exim, qmail, DMA, OpenSMTPD and others).
+
+They read the notice text, recognise a line that names a recipient, and pick the remote host and
+the SMTP command out of the phrases MTAs write around a reply, such as `host mx.example.org
+[192.0.2.1]` or `after RCPT TO:<user@example.org>`.
+"""
+
+from __future__ import annotations
+
+import re
+
+from bouncewise.decode import rfc3464
+from bouncewise.decode.fields import FAILURE, RecipientFields, Report
+from bouncewise.decode.notice import is_marker, strip_html
+from bouncewise.mail.headers import normalize_address
+from bouncewise.mail.message import Message, Part
+from bouncewise.smtp import find_reply_code, find_smtp_command, find_status
+
+# Characters of notice text kept as one recipient's diagnostic.
+MAX_DIAGNOSTIC = 2000
+
+# Characters read of one line when looking for the address it starts with.
+_MAX_ADDRESS_LINE = 400
+
+_ADDRESS = re.compile(r"[^\s<>()\[\]\",;:@]{1,64}@[A-Za-z0-9][A-Za-z0-9.-]{0,252}")
+
+# Phrases that name the SMTP command a reply was sent for, as MTAs word them. Each alternative is a
+# fixed word sequence, so the pattern cannot backtrack beyond a few characters.
+_COMMAND = re.compile(
+    r"(?:\b(?:after|our|following|for|in reply to|response to)\s{1,4}|\()(?:the\s{1,4})?"
+    r"(?:final\s{1,4})?(RCPT\s{1,4}TO|RCPT|MAIL\s{1,4}FROM|MAIL|DATA|end\s{1,4}of\s{1,4}data|TEXT|"
+    r"initial\s{1,4}connection|EHLO|HELO|LHLO|STARTTLS|AUTH|greeting|connect)\b",
+    re.IGNORECASE,
+)
+
+# Forms in which notices name the remote host: "host mx.example.org [192.0.2.1]", "Server
+# mx.example.org[192.0.2.1] failed with", "SMTP Server <mx.example.org> rejected",
+# "remote host 192.0.2.1 said".
+_HOST_NAME = r"([A-Za-z0-9][A-Za-z0-9.-]{0,254})"
+_REMOTE_HOSTS = (
+    re.compile(r"\b(?:host|server)\s{1,4}" + _HOST_NAME + r"\s{0,4}\[[0-9A-Fa-f.:]{2,45}\]",
+               re.IGNORECASE),
+    re.compile(r"\bserver\s{1,4}<" + _HOST_NAME + r">", re.IGNORECASE),
+    re.compile(r"\bremote host\s{1,4}" + _HOST_NAME + r"\s{1,4}said", re.IGNORECASE),
+)
+
+_COMMAND_NAMES = {"rcpt": "RCPT", "mail": "MAIL", "data": "DATA", "end": "DATA", "text": "DATA",
+                  "initial": "CONN", "greeting": "CONN", "connect": "CONN", "ehlo": "EHLO",
+                  "helo": "HELO", "lhlo": "HELO", "starttls": "STARTTLS", "auth": "AUTH"}
+
+
+def notice_body(message: Message) -> str:
+    """Return the notice: the first text part outside a returned message, cut at the marker.
+
+    Unlike `notice.notice_text`, this accepts a `text/plain` type whose parameters are malformed,
+    as in `Content-Type: text/plain charset="iso-2022-jp"`.
+    """
+    part = _first_text_part(message)
+    if part is None:
+        return ""
+    text = part.text()
+    if part.content_type.startswith("text/html"):
+        text = strip_html(text)
+    return cut_original(text)
+
+
+def _first_text_part(message: Message) -> Part | None:
+    if not message.content_type.startswith("multipart/"):
+        return message if message.content_type.startswith("text/") else None
+
+    stack = list(reversed(message.children()))
+    while stack:
+        part = stack.pop()
+        if part.content_type.startswith(("text/plain", "text/html")):
+            return part
+        if part.content_type.startswith("multipart/"):
+            stack.extend(reversed(part.children()))
+    return None
+
+
+def cut_original(text: str) -> str:
+    """Return `text` up to the line that introduces the returned message."""
+    position = 0
+    for line in text.split("\n"):
+        if is_marker(line):
+            return text[:position]
+        position += len(line) + 1
+    return text
+
+
+def find_address(text: str) -> str:
+    """Return the first mail address in `text`, normalised, or ""."""
+    match = _ADDRESS.search(text[:_MAX_ADDRESS_LINE])
+    return normalize_address(match.group(0).rstrip(".")) if match else ""
+
+
+def leading_address(line: str) -> tuple[str, str]:
+    """Read a line that starts with a recipient address; return (address, rest) or ("", "").
+
+    Accepted forms: `user@example.org`, `<user@example.org>`, either followed by a colon, and
+    `text <user@example.org>` where the text before the brackets is a display name.
+    """
+    text = line.strip()[:_MAX_ADDRESS_LINE]
+    if text.startswith("<"):
+        end = text.find(">")
+        if end < 0:
+            return "", ""
+        candidate, rest = text[1:end], text[end + 1 :]
+    else:
+        candidate, _, rest = text.replace("\t", " ").partition(" ")
+        rest = rest.lstrip()
+        end = rest.find(">") if rest.startswith("<") else -1
+        if end > 0 and _ADDRESS.fullmatch(rest[1:end]):
+            candidate, rest = rest[1:end], rest[end + 1 :]
+
+    candidate = candidate.rstrip(":")
+    if not _ADDRESS.fullmatch(candidate):
+        return "", ""
+    return normalize_address(candidate), rest.lstrip(" :").strip()
+
+
+def find_remote_mta(text: str) -> str:
+    """Return the remote host that a notice names beside the reply, or ""."""
+    for pattern in _REMOTE_HOSTS:
+        match = pattern.search(text)
+        if match:
+            return match.group(1)
+    return ""
+
+
+def find_command(text: str) -> str:
+    """Return the SMTP command that a reply was sent for, read from the MTA's wording, or ""."""
+    match = _COMMAND.search(text)
+    if match:
+        word = match.group(1).split()[0].lower()
+        return _COMMAND_NAMES.get(word, "")
+    return find_smtp_command(text)
+
+
+def squeeze(text: str) -> str:
+    """Join lines and runs of spaces into single spaces, cut to the diagnostic limit."""
+    return " ".join(text.split())[:MAX_DIAGNOSTIC]
+
+
+def build_recipient(address: str, diagnostic: str, *, remote_mta: str = "",
+                    smtp_command: str = "", kind: str = FAILURE) -> RecipientFields:
+    """Build a recipient record from an address and the remote reply or MTA message for it."""
+    diagnostic = squeeze(diagnostic)
+    reply_code = find_reply_code(diagnostic)
+    return RecipientFields(
+        final_recipient=address,
+        status=find_status(diagnostic),
+        reply_code=reply_code,
+        diagnostic_code=diagnostic,
+        diagnostic_type="SMTP" if reply_code else "",
+        remote_mta=remote_mta,
+        smtp_command=smtp_command or find_command(diagnostic),
+        kind=kind,
+    )
+
+
+def merge_status_part(report: Report, message: Message) -> None:
+    """Fill what a notice lacks from the delivery-status part that the MTA sent beside it.
+
+    The status read from the reply wins, because the MTAs that call this (Exim, OpenSMTPD)
+    often write only a class in the Status field, such as 5.0.0.
+    """
+    if not message.content_type.startswith("multipart/"):
+        return
+    status_report = rfc3464.decode(message)
+    if status_report is None:
+        return
+
+    by_address = {row.final_recipient.lower(): row for row in status_report.recipients}
+    for recipient in report.recipients:
+        row = by_address.get(recipient.final_recipient.lower())
+        if row is None:
+            continue
+        if not recipient.status and row.status:
+            recipient.status = row.status
+            recipient.status_from_field = True
+        recipient.remote_mta = recipient.remote_mta or row.remote_mta
+        recipient.reporting_mta = row.reporting_mta
+        recipient.action = row.action
+        recipient.kind = row.kind
+        recipient.last_attempt_date = row.last_attempt_date
