@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from bouncewise.config import DEFAULT_LIMITS, Limits
 from bouncewise.decode import RecipientFields, Report, decode_message
 from bouncewise.judge import Evidence, Verdict, judge
-from bouncewise.mail.message import Message
+from bouncewise.mail.message import Message, unreadable_cause
 from bouncewise.mail.sources import Item, iter_items
 
 MessageInput = bytes | str | email.message.Message | os.PathLike
@@ -32,7 +32,8 @@ def classify(message: MessageInput, source: str = "", limits: Limits = DEFAULT_L
     """Classify one message; return one `Result` per recipient, or [] for a message that is no report.
 
     `message` may be the raw bytes, a str, an `email.message.Message`, or a path to a file
-    holding one message. Raises `UnreadableInput` for an empty or non-mail input.
+    holding one message. Raises `UnreadableInput` for an empty or non-mail input, and OSError
+    for a path that cannot be read.
     """
     if isinstance(message, os.PathLike) or (isinstance(message, str) and _looks_like_path(message)):
         path = os.fspath(message)
@@ -40,14 +41,11 @@ def classify(message: MessageInput, source: str = "", limits: Limits = DEFAULT_L
             data = stream.read(limits.max_message_size + 1)
         source = source or path
     elif isinstance(message, email.message.Message):
-        data = message.as_bytes()
+        data = _message_bytes(message)
     elif isinstance(message, str):
         data = message.encode("utf-8", "surrogateescape")
     else:
         data = bytes(message)
-
-    if not data.strip():
-        raise UnreadableInput("empty input")
     return classify_bytes(data, source, limits)
 
 
@@ -55,17 +53,33 @@ def _looks_like_path(text: str) -> bool:
     return "\n" not in text and len(text) < 4096 and os.path.isfile(text)
 
 
+def _message_bytes(message: email.message.Message) -> bytes:
+    try:
+        return message.as_bytes()
+    except (ValueError, LookupError, UnicodeError, TypeError) as error:
+        raise UnreadableInput(f"the email.message.Message cannot be serialised: {error}") from error
+
+
 def classify_bytes(data: bytes, source: str = "", limits: Limits = DEFAULT_LIMITS) -> list:
-    """Classify one message given as bytes."""
+    """Classify one message given as bytes; raise `UnreadableInput` if it is no mail message."""
     from bouncewise.result import Result
+
+    cause = unreadable_cause(data[: limits.max_message_size])
+    if cause:
+        raise UnreadableInput(cause)
 
     report = decode_message(Message(data, limits))
     if report is None:
         return []
 
+    # A bounce listing thousands of recipients usually repeats a few failures; judge each once.
+    verdicts: dict[Evidence, Verdict] = {}
     results = []
     for fields in report.recipients:
-        verdict = judge(_evidence(fields))
+        evidence = _evidence(fields)
+        verdict = verdicts.get(evidence)
+        if verdict is None:
+            verdict = verdicts[evidence] = judge(evidence)
         results.append(_result(Result, source, report, fields, verdict))
     return results
 
@@ -78,6 +92,8 @@ def _evidence(fields: RecipientFields) -> Evidence:
         smtp_command=fields.smtp_command,
         action=fields.action,
         kind=fields.kind,
+        diagnostic_type=fields.diagnostic_type,
+        status_from_field=fields.status_from_field,
     )
 
 
@@ -111,15 +127,28 @@ def _default_action(kind: str) -> str:
 
 
 def classify_item(item: Item, limits: Limits = DEFAULT_LIMITS) -> list | Failure:
-    """Classify one item of a batch, turning any error into a `Failure` with a one-line cause."""
+    """Classify one item of a batch, turning any error into a `Failure` with a one-line cause.
+
+    Every exception is caught here, including a decoder's bug, so that one message cannot stop
+    a batch; the cause names the exception so that the input can be reported.
+    """
     if item.error:
         return Failure(item.source, item.error)
     try:
         return classify_bytes(item.data, item.source, limits)
+    except UnreadableInput as error:
+        return Failure(item.source, str(error))
     except RecursionError:
         return Failure(item.source, "message nesting too deep to read")
-    except (ValueError, LookupError, UnicodeError, MemoryError) as error:
-        return Failure(item.source, f"cannot be decoded: {type(error).__name__}: {error}")
+    except MemoryError:
+        return Failure(item.source, "not enough memory to read the message")
+    except Exception as error:  # noqa: BLE001 - a bug in one decoder must not end the batch
+        return Failure(item.source, f"internal error while classifying ({type(error).__name__}: "
+                                    f"{_one_line(str(error))}); please report this input")
+
+
+def _one_line(text: str, max_length: int = 200) -> str:
+    return " ".join(text.split())[:max_length]
 
 
 def iter_classify(paths: Iterable[str], limits: Limits = DEFAULT_LIMITS) -> Iterator:
@@ -132,6 +161,9 @@ def iter_classify(paths: Iterable[str], limits: Limits = DEFAULT_LIMITS) -> Iter
             yield from outcome
 
 
-def explain(reply: str) -> Verdict:
-    """Classify a bare SMTP reply as it appears in a log, such as "550 5.7.1 ... spam"."""
-    return judge(Evidence(diagnostic=reply))
+def explain(reply: str, limits: Limits = DEFAULT_LIMITS) -> Verdict:
+    """Classify a bare SMTP reply as it appears in a log, such as "550 5.7.1 ... spam".
+
+    Only the first `limits.max_scan_text` characters of `reply` are read.
+    """
+    return judge(Evidence(diagnostic=reply[: limits.max_scan_text]))

@@ -32,5 +32,22 @@ class Limits:
     # Recipients reported for one message; a bounce that lists more is cut here.
     max_recipients: int = 10_000
 
+    # Recipients of one DSN whose reply is also looked up in the human-readable notice. Each
+    # lookup scans the notice, so later recipients keep their Diagnostic-Code alone.
+    max_notice_lookups: int = 100
+
 
 DEFAULT_LIMITS = Limits()
+
+
+# Settings of `bouncewise classify --jobs N`, which sends messages to worker processes in batches.
+
+# Messages sent to a worker at once: enough to amortise the pickling round trip.
+PARALLEL_BATCH_SIZE = 32
+
+# Bytes of messages sent to a worker at once; a batch closes at this size or at the count above.
+PARALLEL_BATCH_BYTES = 8 * 1024 * 1024
+
+# Batches in flight per worker. Memory held for queued messages stays under about
+# jobs * PARALLEL_BATCHES_PER_WORKER * (PARALLEL_BATCH_BYTES + max_message_size).
+PARALLEL_BATCHES_PER_WORKER = 4

@@ -6,7 +6,7 @@ import csv
 import io
 import json
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,14 +36,14 @@ class Result:
 
     def to_dict(self) -> dict[str, str | bool]:
         """Return the fields as a plain dict, in declaration order."""
-        return asdict(self)
+        return {name: getattr(self, name) for name in FIELD_NAMES}
 
 
 FIELD_NAMES = tuple(field.name for field in fields(Result))
 
 # Columns of the terminal table, with their widths; the full record is in the other formats.
-TABLE_COLUMNS = (("source", 28), ("recipient", 32), ("status", 7), ("reply_code", 5),
-                 ("reason", 15), ("category", 19), ("hard_bounce", 5))
+TABLE_COLUMNS = (("source", 36), ("recipient", 32), ("status", 7), ("reply_code", 10),
+                 ("reason", 15), ("category", 19), ("hard_bounce", 11))
 
 
 def to_jsonl(results: Iterable[Result]) -> Iterator[str]:

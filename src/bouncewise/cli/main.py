@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+import json
 import os
 import sys
-from collections.abc import Iterator
+import traceback
+from collections.abc import Callable, Iterator
 
 import click
 
@@ -16,6 +19,32 @@ from bouncewise.mail.sources import iter_items
 from bouncewise.result import FORMATTERS, Result
 
 FORMAT_HELP = "Output format; default: table on a terminal, jsonl otherwise."
+
+# Exit status of a command that stopped on an error of its own rather than on bad input.
+EXIT_INTERNAL_ERROR = 2
+
+# Exit status after Ctrl-C, as shells report a process ended by SIGINT.
+EXIT_INTERRUPTED = 130
+
+
+def _guarded(command: Callable) -> Callable:
+    """Wrap a command so that no traceback reaches the user unless BOUNCEWISE_TRACEBACK is set."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except KeyboardInterrupt:
+            click.echo("bouncewise: interrupted", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+        except Exception as error:  # noqa: BLE001 - the last line of defence before the user
+            if os.environ.get("BOUNCEWISE_TRACEBACK"):
+                traceback.print_exc()
+            click.echo(f"bouncewise: internal error: {type(error).__name__}: {error} "
+                       "(set BOUNCEWISE_TRACEBACK=1 to see the traceback)", err=True)
+            sys.exit(EXIT_INTERNAL_ERROR)
+
+    return wrapper
 
 
 @click.group()
@@ -29,6 +58,7 @@ def main() -> None:
 @click.option("--format", "output_format", type=click.Choice(sorted(FORMATTERS)), help=FORMAT_HELP)
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
               help="Worker processes; default: the number of CPUs.")
+@_guarded
 def classify(paths: tuple[str, ...], output_format: str | None, jobs: int | None) -> None:
     """Classify bounces in files, mbox files, Maildirs, folders, or - for standard input.
 
@@ -55,13 +85,14 @@ def classify(paths: tuple[str, ...], output_format: str | None, jobs: int | None
 @main.command("explain")
 @click.argument("replies", nargs=-1)
 @click.option("--format", "output_format", type=click.Choice(["table", "jsonl", "json"]), help=FORMAT_HELP)
+@_guarded
 def explain_command(replies: tuple[str, ...], output_format: str | None) -> None:
     """Classify SMTP reply lines, as given or one per line on standard input.
 
     Example: bouncewise explain "550 5.7.1 Message rejected as spam"
     """
     output_format = output_format or ("table" if sys.stdout.isatty() else "jsonl")
-    lines = list(replies) or [line.rstrip("\n") for line in sys.stdin if line.strip()]
+    lines = list(replies) or list(_stdin_lines(DEFAULT_LIMITS.max_line_length))
 
     rows = []
     for reply in lines:
@@ -72,9 +103,23 @@ def explain_command(replies: tuple[str, ...], output_format: str | None) -> None
     _write(_render_explained(rows, output_format))
 
 
-def _render_explained(rows: list[dict], output_format: str) -> Iterator[str]:
-    import json
+def _stdin_lines(max_length: int) -> Iterator[str]:
+    """Yield the non-blank lines of standard input, each cut to `max_length` bytes."""
+    stream = sys.stdin.buffer
+    while True:
+        line = stream.readline(max_length)
+        if not line:
+            return
+        if not line.endswith(b"\n"):
+            # Skip the rest of an over-long line instead of reading it as further replies.
+            while (rest := stream.readline(max_length)) and not rest.endswith(b"\n"):
+                pass
+        text = line.decode("utf-8", "replace").strip()
+        if text:
+            yield text
 
+
+def _render_explained(rows: list[dict], output_format: str) -> Iterator[str]:
     if output_format == "json":
         yield json.dumps(rows, indent=2, ensure_ascii=False) + "\n"
         return

@@ -61,6 +61,15 @@ def is_marker(line: str) -> bool:
 
 def notice_text(message: Message) -> str:
     """Return the notice: the first text part outside any returned message, cut at the marker."""
+    cache = getattr(message, "cache", None)
+    if cache is None:
+        return _notice_text(message)
+    if "notice_text" not in cache:
+        cache["notice_text"] = _notice_text(message)
+    return cache["notice_text"]
+
+
+def _notice_text(message: Message) -> str:
     part = _notice_part(message)
     if part is None:
         return ""
@@ -86,12 +95,42 @@ def _notice_part(message: Message) -> Part | None:
 
 def split_original(text: str) -> tuple[str, str]:
     """Split text at the first marker line into (notice, returned message)."""
-    position = 0
-    for line in text.split("\n"):
-        if is_marker(line):
-            return text[:position], text[position + len(line) + 1 :]
-        position += len(line) + 1
-    return text, ""
+    start = _first_marker_line(text)
+    if start < 0:
+        return text, ""
+    end = text.find("\n", start)
+    if end < 0:
+        return text[:start], ""
+    return text[:start], text[end + 1 :]
+
+
+def _first_marker_line(text: str) -> int:
+    """Return the offset of the first marker line in `text`, or -1.
+
+    Each marker fragment is searched for in the whole text rather than line by line, which
+    costs far less on long notices; a line found is then checked as a whole by `is_marker`.
+    """
+    lowered = text.lower()
+    if len(lowered) != len(text):
+        # Lower-casing changed some offsets (as for "İ"): check line by line instead.
+        position = 0
+        for line in text.split("\n"):
+            if is_marker(line):
+                return position
+            position += len(line) + 1
+        return -1
+
+    first = -1
+    for fragment in ORIGINAL_MARKERS:
+        found = lowered.find(fragment)
+        while found >= 0 and (first < 0 or found < first):
+            line_start = lowered.rfind("\n", 0, found) + 1
+            line_end = lowered.find("\n", found)
+            if is_marker(text[line_start : line_end if line_end >= 0 else len(text)]):
+                first = line_start
+                break
+            found = lowered.find(fragment, found + 1)
+    return first
 
 
 def strip_html(text: str) -> str:

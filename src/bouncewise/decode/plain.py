@@ -55,6 +55,15 @@ def notice_body(message: Message) -> str:
     Unlike `notice.notice_text`, this accepts a `text/plain` type whose parameters are malformed,
     as in `Content-Type: text/plain charset="iso-2022-jp"`.
     """
+    cache = getattr(message, "cache", None)
+    if cache is None:
+        return _notice_body(message)
+    if "notice_body" not in cache:
+        cache["notice_body"] = _notice_body(message)
+    return cache["notice_body"]
+
+
+def _notice_body(message: Message) -> str:
     part = _first_text_part(message)
     if part is None:
         return ""

@@ -74,9 +74,12 @@ def decode(message: Message) -> Report | None:
                 per_message.setdefault(name, value)
 
     report = Report(decoded_by=NAME)
+    lookups = 0
     for group in groups:
         if is_recipient_group(group):
-            recipient = _recipient_fields(group, per_message, notice)
+            lookups += 1
+            within_limit = lookups <= message.limits.max_notice_lookups
+            recipient = _recipient_fields(group, per_message, notice if within_limit else "")
             if recipient is not None:
                 # A folded Diagnostic-Code can run on for the whole entity: keep one line's worth.
                 max_length = message.limits.max_line_length

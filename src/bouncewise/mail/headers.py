@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from email.header import decode_header, make_header
 from datetime import timezone
 from email.utils import getaddresses, parsedate_to_datetime
@@ -10,34 +11,59 @@ from email.utils import getaddresses, parsedate_to_datetime
 from bouncewise.config import Limits
 
 # A field name is printable ASCII except the colon (RFC 5322 section 2.2).
-_FIELD_NAME = re.compile(rb"[!-9;-~]{1,76}")
+FIELD_NAME = re.compile(rb"[!-9;-~]{1,76}")
 
 
 def parse_header_block(head: bytes, limits: Limits) -> dict[str, list[str]]:
-    """Parse header fields into lower-case names mapping to unfolded values, in order."""
+    """Parse header fields into lower-case names mapping to unfolded values, in order.
+
+    Each line is cut to `max_line_length` bytes and each unfolded value to as many characters.
+    Parsing stops once `max_header_size` bytes of lines were kept, so a header line megabytes
+    long costs one scan and does not hide the fields after it.
+    """
     fields: dict[str, list[str]] = {}
     name = ""
     value: list[bytes] = []
+    value_size = 0
+    kept = 0
 
     def store() -> None:
         if name:
             text = b" ".join(value).decode("utf-8", "replace").strip()
             fields.setdefault(name, []).append(text[: limits.max_line_length])
 
-    for line in head[: limits.max_header_size].split(b"\n"):
+    for line in _clipped_lines(head, limits):
+        if kept >= limits.max_header_size:
+            break
         if line[:1] in (b" ", b"\t"):
-            if name:
+            # Continuation lines past the value's cap are dropped and do not count as kept.
+            if name and value_size < limits.max_line_length:
                 value.append(line.strip())
+                value_size += len(line)
+                kept += len(line)
             continue
+        kept += len(line)
         store()
         name = ""
         colon = line.find(b":")
-        if colon <= 0 or not _FIELD_NAME.fullmatch(line[:colon].rstrip()):
+        if colon <= 0 or not FIELD_NAME.fullmatch(line[:colon].rstrip()):
             continue
         name = line[:colon].rstrip().decode("ascii").lower()
         value = [line[colon + 1 :].strip()]
+        value_size = len(value[0])
     store()
     return fields
+
+
+def _clipped_lines(head: bytes, limits: Limits) -> Iterator[bytes]:
+    """Yield the lines of `head`, each cut to `max_line_length` bytes."""
+    position = 0
+    while position < len(head):
+        end = head.find(b"\n", position)
+        if end < 0:
+            end = len(head)
+        yield head[position : min(end, position + limits.max_line_length)]
+        position = end + 1
 
 
 def parse_parameters(text: str) -> dict[str, str]:

@@ -13,7 +13,7 @@ import codecs
 from collections.abc import Iterator
 
 from bouncewise.config import DEFAULT_LIMITS, Limits
-from bouncewise.mail.headers import decode_words, parse_header_block, parse_parameters
+from bouncewise.mail.headers import FIELD_NAME, decode_words, parse_header_block, parse_parameters
 
 
 def normalize_newlines(raw: bytes) -> bytes:
@@ -24,19 +24,44 @@ def normalize_newlines(raw: bytes) -> bytes:
 
 
 def split_head(raw: bytes, limits: Limits) -> tuple[bytes, bytes]:
-    """Split a message into its header block and its body at the first empty line."""
+    """Split a message into its header block and its body at the first empty line.
+
+    A header block with no empty line after it is all head. `parse_header_block` reads at most
+    `max_header_size` bytes of the head, so an over-long block costs one linear scan.
+    """
     if raw.startswith(b"\n"):
         return b"", raw[1:]
 
-    end = raw.find(b"\n\n", 0, limits.max_header_size)
+    end = raw.find(b"\n\n")
     if end < 0:
-        if len(raw) <= limits.max_header_size:
-            return raw, b""
-        # An unterminated header block longer than the limit: read the limit, keep the rest as body.
-        cut = raw.rfind(b"\n", 0, limits.max_header_size)
-        cut = cut if cut > 0 else limits.max_header_size
-        return raw[:cut], raw[cut:]
+        return raw, b""
     return raw[: end + 1], raw[end + 2 :]
+
+
+def unreadable_cause(data: bytes) -> str:
+    """Return why `data` cannot be a mail message, or "" if it may be one.
+
+    A message starts with a header field or an mbox "From " line, after any blank lines. Binary
+    data and plain text fail that test on their first line, so they are never parsed further.
+    """
+    if not data:
+        return "empty input"
+    stripped = data.lstrip(b" \t\r\n")
+    if not stripped:
+        return "no message: only blank bytes"
+    if stripped.startswith(b"From "):
+        return ""
+
+    line_end = stripped.find(b"\n", 0, _FIRST_LINE_SCAN)
+    first_line = stripped[:line_end] if line_end >= 0 else stripped[:_FIRST_LINE_SCAN]
+    name, colon, _ = first_line.partition(b":")
+    if colon and FIELD_NAME.fullmatch(name.rstrip()):
+        return ""
+    return "not a mail message: the first line is not a header field"
+
+
+# Bytes of the first line read when deciding whether an input is a mail message at all.
+_FIRST_LINE_SCAN = 4096
 
 
 class _PartCounter:
@@ -51,7 +76,8 @@ class _PartCounter:
 class Part:
     """One MIME entity: header fields, raw body bytes, and lazily split children."""
 
-    __slots__ = ("fields", "body", "depth", "limits", "_counter", "_children", "_content_type")
+    __slots__ = ("fields", "body", "depth", "limits", "_counter", "_children", "_content_type",
+                 "_text")
 
     def __init__(
         self,
@@ -68,6 +94,7 @@ class Part:
         self._counter = counter if counter is not None else _PartCounter()
         self._counter.count += 1
         self._children: list[Part] | None = None
+        self._text: str | None = None
         self._content_type = self._parse_content_type(default_type)
 
     def _parse_content_type(self, default_type: str) -> tuple[str, dict[str, str]]:
@@ -111,7 +138,15 @@ class Part:
         return self.body
 
     def text(self) -> str:
-        """Return the body decoded to text, with over-long lines cut to the line limit."""
+        """Return the body decoded to text, with over-long lines cut to the line limit.
+
+        Several decoders read the same part in turn, so the decoded text is kept.
+        """
+        if self._text is None:
+            self._text = self._decode_text()
+        return self._text
+
+    def _decode_text(self) -> str:
         data = self.payload()[: self.limits.max_scan_text * 4]
         text = decode_bytes(data, self.param("charset"))[: self.limits.max_scan_text]
         return clip_lines(text, self.limits.max_line_length)
@@ -146,21 +181,16 @@ class Part:
         delimiter = b"--" + boundary.encode("ascii", "replace")
         body = b"\n" + self.body
         marker = b"\n" + delimiter
-        position = body.find(marker)
+        position = _find_delimiter(body, marker, 0)
         while position >= 0:
             if self._counter.count >= self.limits.max_mime_parts:
+                return
+            if body[position + len(marker) : position + len(marker) + 2] == b"--":
                 return
             line_end = body.find(b"\n", position + 1)
             if line_end < 0:
                 return
-            after = body[position + len(marker) : position + len(marker) + 2]
-            if after == b"--":
-                return
-            if after[:1] not in (b"\n", b" ", b"\t", b""):
-                # A longer boundary that merely starts with this one.
-                position = body.find(marker, line_end)
-                continue
-            following = body.find(marker, line_end)
+            following = _find_delimiter(body, marker, line_end)
             end = following if following >= 0 else len(body)
             yield body[line_end + 1 : end]
             position = following
@@ -174,29 +204,44 @@ class Part:
             stack.extend(reversed(part.children()))
 
 
+def _find_delimiter(body: bytes, marker: bytes, start: int) -> int:
+    """Return the position of the next boundary line at or after `start`, or -1.
+
+    A line that starts with the marker but goes on with other characters holds a longer
+    boundary (an outer part's, say) and is skipped.
+    """
+    position = body.find(marker, start)
+    while position >= 0:
+        after = body[position + len(marker) : position + len(marker) + 2]
+        if after == b"--" or after[:1] in (b"\n", b" ", b"\t", b""):
+            return position
+        position = body.find(marker, position + len(marker))
+    return -1
+
+
 def decode_base64(data: bytes) -> bytes:
     """Decode base64 leniently: skip junk characters and a broken tail instead of failing."""
     try:
         return binascii.a2b_base64(data)
     except binascii.Error:
-        cleaned = bytes(byte for byte in data if byte in _BASE64_ALPHABET)
-        cleaned = cleaned[: len(cleaned) - len(cleaned) % 4]
+        cleaned = data.translate(None, _NOT_BASE64)
+        # One character past a multiple of four encodes no whole byte; two or three need padding.
+        remainder = len(cleaned) % 4
+        cleaned = cleaned[:-1] if remainder == 1 else cleaned + b"=" * ((4 - remainder) % 4)
         try:
             return binascii.a2b_base64(cleaned)
         except binascii.Error:
             return b""
 
 
-_BASE64_ALPHABET = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
+# Every byte outside the base64 alphabet, padding included; the decoder pads again after the cut.
+_NOT_BASE64 = bytes(byte for byte in range(256)
+                    if byte not in b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
 
 
 def decode_bytes(data: bytes, charset: str = "") -> str:
     """Decode bytes in the named charset, falling back to UTF-8 and then Latin-1 for unknown ones."""
-    charset = charset.strip().strip('"').lower() or "utf-8"
-    try:
-        codecs.lookup(charset)
-    except LookupError:
-        charset = "utf-8"
+    charset = _known_charset(charset.strip().strip('"').lower())
 
     if charset in ("us-ascii", "ascii", "utf-8", "utf8"):
         try:
@@ -205,8 +250,20 @@ def decode_bytes(data: bytes, charset: str = "") -> str:
             return data.decode("latin-1")
     try:
         return data.decode(charset, "replace")
-    except (UnicodeError, LookupError):
+    except (UnicodeError, LookupError, ValueError):
         return data.decode("utf-8", "replace")
+
+
+def _known_charset(name: str) -> str:
+    """Return `name` if it names a text encoding Python has, else "utf-8"."""
+    if not name or len(name) > 64:
+        return "utf-8"
+    try:
+        info = codecs.lookup(name)
+    except (LookupError, ValueError):
+        return "utf-8"
+    # Codecs such as zlib, base64 and rot13 are registered but turn bytes into bytes.
+    return name if getattr(info, "_is_text_encoding", True) else "utf-8"
 
 
 def clip_lines(text: str, max_line_length: int) -> str:
@@ -219,7 +276,7 @@ def clip_lines(text: str, max_line_length: int) -> str:
 class Message(Part):
     """A whole message: the top-level part, read from bytes with newlines normalized."""
 
-    __slots__ = ("truncated",)
+    __slots__ = ("truncated", "cache")
 
     def __init__(self, raw: bytes, limits: Limits = DEFAULT_LIMITS) -> None:
         self.truncated = len(raw) > limits.max_message_size
@@ -228,3 +285,5 @@ class Message(Part):
         if raw.startswith(b"From "):
             raw = raw[raw.find(b"\n") + 1 :] if b"\n" in raw else b""
         super().__init__(raw, limits)
+        # Values that several decoders derive from the same message, such as its notice text.
+        self.cache: dict[str, object] = {}

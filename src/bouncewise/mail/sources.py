@@ -7,6 +7,7 @@ memory, cut at the message size limit.
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 from collections.abc import Iterable, Iterator
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from bouncewise.config import DEFAULT_LIMITS, Limits
+from bouncewise.mail.message import unreadable_cause
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,54 +72,90 @@ def _items_of_folder(path: str, limits: Limits) -> Iterator[Item]:
 
 
 def _items_of_stream(stream: BinaryIO, source: str, limits: Limits) -> Iterator[Item]:
-    first = stream.readline(limits.max_line_length)
+    first, skipped = _first_line(stream, limits)
+    if b"\n" not in first and b"\r" in first:
+        # Old Mac line endings: without translation an mbox would be one endless line.
+        stream = io.BufferedReader(_BareCrReader(stream, first))
+        first, skipped = _first_line(stream, limits)
     if not first.strip():
-        rest = stream.read(64)
-        if not rest.strip():
-            yield Item(source, error="empty input" if not (first + rest) else "no message: only blank bytes")
-            return
-        first += rest + stream.readline(limits.max_line_length)
+        yield Item(source, error="no message: only blank bytes" if skipped else "empty input")
+        return
 
     if first.startswith(b"From "):
         yield from _mbox_messages(first, stream, source, limits)
         return
 
-    data = first + stream.read(limits.max_message_size + 1 - len(first))
-    if b":" not in data[:4096] and b"\n" not in data.strip():
-        yield Item(source, error=f"not a mail message ({len(data)} bytes with no header field)")
+    # Binary data and plain text are rejected on their first line, before the rest is read.
+    cause = unreadable_cause(first)
+    if cause:
+        yield Item(source, error=cause)
         return
+
     # A message over the size limit is cut; the reader marks it truncated.
+    data = first + stream.read(limits.max_message_size + 1 - len(first))
     yield Item(source, data)
-    _drain(stream)
 
 
-def _drain(stream: BinaryIO) -> None:
-    """Read the rest of an over-long message without keeping it."""
-    while stream.read(1 << 20):
-        pass
+class _BareCrReader(io.RawIOBase):
+    """A raw stream that turns the bare CR line endings of `stream` into LF.
+
+    Only for input whose first line showed CR and no LF; `head` holds the bytes already read.
+    """
+
+    def __init__(self, stream: BinaryIO, head: bytes) -> None:
+        super().__init__()
+        self._stream = stream
+        self._pending = head
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        if not self._pending:
+            self._pending = self._stream.read(len(buffer))
+        chunk, self._pending = self._pending[: len(buffer)], self._pending[len(buffer) :]
+        chunk = chunk.replace(b"\r", b"\n")
+        buffer[: len(chunk)] = chunk
+        return len(chunk)
+
+
+def _first_line(stream: BinaryIO, limits: Limits) -> tuple[bytes, int]:
+    """Return the first line that is not blank, and the number of blank bytes skipped before it."""
+    skipped = 0
+    line = stream.readline(limits.max_line_length)
+    while line and not line.strip() and skipped < limits.max_header_size:
+        skipped += len(line)
+        line = stream.readline(limits.max_line_length)
+    return line, skipped
 
 
 def _mbox_messages(first: bytes, stream: BinaryIO, source: str, limits: Limits) -> Iterator[Item]:
-    """Split an mbox file at "From " lines that follow an empty line, one message at a time."""
+    """Split an mbox file at "From " lines that follow an empty line, one message at a time.
+
+    Lines are read in pieces of at most `max_line_length` bytes, so a piece may be the middle of
+    a long line; only a piece that starts a line can be a separator or a quoted ">From ".
+    """
     number = 0
     chunks: list[bytes] = []
     size = 0
     previous_blank = True
+    at_line_start = True
     line = first
 
     while line:
-        if line.startswith(b"From ") and previous_blank:
+        if at_line_start and previous_blank and line.startswith(b"From "):
             if number:
                 yield Item(f"{source}#{number}", b"".join(chunks))
             number += 1
             chunks, size = [], 0
         else:
-            if line.startswith(b">From "):
+            if at_line_start and line.startswith(b">From "):
                 line = line[1:]
             if size < limits.max_message_size:
                 chunks.append(line)
                 size += len(line)
-        previous_blank = line in (b"\n", b"\r\n")
+        previous_blank = at_line_start and line in (b"\n", b"\r\n")
+        at_line_start = line.endswith(b"\n")
         line = stream.readline(limits.max_line_length)
     if number:
         yield Item(f"{source}#{number}", b"".join(chunks))

@@ -1,0 +1,5 @@
+"""Run the command line as `python -m bouncewise`."""
+
+from bouncewise.cli.main import main
+
+main(prog_name="bouncewise")
