@@ -1,7 +1,7 @@
 """Reading SMTP reply codes and RFC 3463 enhanced status codes out of reply text.
 
-Both the decoders (which copy what a bounce says) and the judge (which reads a bare reply line)
-need this, so it lives beside them rather than in either.
+Both the decoders (which copy a bounce's fields) and the judge (which reads a bare reply line)
+use these functions, so they live beside both packages rather than in either.
 """
 
 from __future__ import annotations
@@ -19,7 +19,10 @@ _REPLY_CODE = re.compile(r"(?:^|[\s:(\[\"'])([245][0-5][0-9])(?=[ -]|$)", re.MUL
 
 def find_status(text: str) -> str:
     """Return the first failure (4.X.X or 5.X.X) enhanced status code in `text`, else the first
-    success code, else ""; a transcript quotes the 2.X.X replies before the one that failed."""
+    success code, else "".
+
+    A transcript quotes the 2.X.X replies before the one that failed, so those are skipped.
+    """
     success = ""
     for match in _STATUS.finditer(text):
         code = ".".join(str(int(group)) for group in match.groups())
@@ -62,7 +65,7 @@ _TRANSCRIPT_FAILURE = re.compile(r"<<< ?[45]\d\d")
 
 
 def find_smtp_command(text: str) -> str:
-    """Return the SMTP command a diagnostic says the error followed, such as "RCPT", or ""."""
+    """Return the SMTP command that the error followed according to a diagnostic, or ""."""
     match = _COMMAND_PATTERN.search(text)
     if not match:
         return _transcript_command(text)

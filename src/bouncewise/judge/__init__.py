@@ -38,8 +38,8 @@ _MAIL_STAGE_REWRITES = frozenset(("userunknown", "securityerror", "filtered"))
 # X.6.X is a media (content) error and X.7.X a security or policy refusal (RFC 3463).
 _SUBJECT_REASONS = {"6": "contenterror", "7": "securityerror"}
 
-# Reasons that a temporary (4xx) failure turns into: a DNS answer that says "no such domain"
-# for now may change, so it is a network error until the sending server gives up.
+# Reasons that a temporary (4xx) failure turns into. A DNS reply of "no such domain" may change,
+# so while it is temporary it is a network error.
 _TEMPORARY_REASONS = {"hostunknown": "networkerror"}
 
 # The reason when no phrase and no code decides, by the SMTP command the error followed.
@@ -50,7 +50,7 @@ _COMMAND_REASONS = {"CONN": "blocked", "EHLO": "blocked", "HELO": "blocked", "MA
 
 @dataclass(frozen=True, slots=True)
 class Evidence:
-    """What the judge reads: the fields of one recipient's failure, as plain strings."""
+    """Input of the judge: the fields of one recipient's failure, as plain strings."""
 
     status: str = ""
     reply_code: str = ""
@@ -122,8 +122,8 @@ def _reason(evidence: Evidence, status: str, from_field: bool, command: str) -> 
 
     if (text_reason == "userunknown" and strength != DEFINITE and command != "RCPT"
             and not detail.startswith("1.")):
-        # "User unknown" is only trusted as such in reply to RCPT TO or with an X.1.X address
-        # status; after DATA, or with no sign of when it came, filters send it too.
+        # Filters also reply "user unknown", after DATA or at an unknown stage. So the words count
+        # as such only in reply to RCPT TO or with an X.1.X address status.
         text_reason = "filtered"
     if command == "MAIL" and (weak or text_reason in _MAIL_STAGE_REWRITES):
         # Refused at MAIL FROM, before any recipient was named: it is the sender that was refused.
@@ -134,7 +134,7 @@ def _reason(evidence: Evidence, status: str, from_field: bool, command: str) -> 
         # its failure, not the address.
         reason = "mailererror"
     elif code_reason == "filtered" and text_reason and text_reason != "userunknown":
-        # X.2.0 and X.2.1 are sent for many mailbox states; the text tells which one.
+        # Servers send X.2.0 and X.2.1 for many mailbox states, and the text names the state.
         reason = text_reason
     elif code_reason and strength != DEFINITE and not (text_reason in _TEXT_OVER_ANY_CODE and not weak) and (
             from_field or detail in _CODE_OVER_TEXT):

@@ -41,7 +41,7 @@ TEXT_ORDER = (
     "networkerror",
     "policyviolation",
     "systemerror",
-    # Last, because a bounce that says the sender gave up usually also says why it kept failing.
+    # Last, because a bounce about a sender that gave up usually also names why it kept failing.
     "expired",
 )
 
@@ -55,8 +55,11 @@ Phrase = str | tuple[str, ...]
 
 @dataclass(frozen=True, slots=True)
 class PhraseTable:
-    """One reason's phrases in three strengths: definite ones, which state the cause beyond doubt
-    and are tried first; specific ones; and weak ones, tried only after every specific one."""
+    """One reason's phrases in three strengths, tried in this order across all tables.
+
+    Definite phrases state the cause beyond doubt. Weak phrases count only when no specific
+    phrase of any table matched.
+    """
 
     definite_phrases: tuple[Phrase, ...]
     phrases: tuple[Phrase, ...]
