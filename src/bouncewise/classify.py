@@ -130,7 +130,7 @@ def classify_item(item: Item, limits: Limits = DEFAULT_LIMITS) -> list | Failure
     """Classify one item of a batch, turning any error into a `Failure` with a one-line cause.
 
     Every exception is caught here, including a decoder's bug, so that one message cannot stop
-    a batch; the cause names the exception so that the input can be reported.
+    a batch. The cause names the exception, so that the input can be reported.
     """
     if item.error:
         return Failure(item.source, item.error)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shutil
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, fields
 
@@ -69,22 +70,39 @@ def to_csv(results: Iterable[Result]) -> Iterator[str]:
     writer.writeheader()
     yield _drain(buffer)
     for result in results:
-        writer.writerow(result.to_dict())
+        row = result.to_dict()
+        # Written as in the JSON formats, not as Python's True and False.
+        row["hard_bounce"] = "true" if result.hard_bounce else "false"
+        writer.writerow(row)
         yield _drain(buffer)
 
 
 def to_table(results: Iterable[Result]) -> Iterator[str]:
-    """Yield a fixed-width table for reading on a terminal."""
-    yield _table_row({name: name for name, _ in TABLE_COLUMNS})
+    """Yield a fixed-width table for reading on a terminal, as wide as the terminal allows."""
+    columns = _fitted_columns(shutil.get_terminal_size().columns)
+    yield _table_row({name: name for name, _ in columns}, columns)
     for result in results:
         row = result.to_dict()
         row["hard_bounce"] = "yes" if result.hard_bounce else "no"
-        yield _table_row(row)
+        yield _table_row(row, columns)
 
 
-def _table_row(row: dict) -> str:
-    cells = []
+def _fitted_columns(terminal_width: int) -> tuple[tuple[str, int], ...]:
+    """Give the source and recipient columns the terminal's spare width, up to 80 each."""
+    used = sum(width + 2 for _, width in TABLE_COLUMNS)
+    spare = max(0, terminal_width - used)
+    widened = []
     for name, width in TABLE_COLUMNS:
+        if name in ("source", "recipient"):
+            extra = min(spare // 2, 80 - width)
+            width += max(0, extra)
+        widened.append((name, width))
+    return tuple(widened)
+
+
+def _table_row(row: dict, columns: tuple[tuple[str, int], ...] = TABLE_COLUMNS) -> str:
+    cells = []
+    for name, width in columns:
         value = str(row[name])
         if len(value) > width:
             value = "…" + value[-(width - 1):] if name == "source" else value[: width - 1] + "…"

@@ -2,7 +2,7 @@
 
 `multiprocessing.Pool.imap` reads its whole input ahead, which for a large mbox would hold every
 message in memory. Here at most `jobs * PARALLEL_BATCHES_PER_WORKER` batches are in flight, and a
-batch holds at most `PARALLEL_BATCH_SIZE` messages or about `PARALLEL_BATCH_BYTES` bytes.
+batch contains at most `PARALLEL_BATCH_SIZE` messages or about `PARALLEL_BATCH_BYTES` bytes.
 """
 
 from __future__ import annotations

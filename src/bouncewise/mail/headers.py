@@ -25,7 +25,7 @@ def parse_header_block(head: bytes, limits: Limits) -> dict[str, list[str]]:
     name = ""
     value: list[bytes] = []
     value_size = 0
-    kept = 0
+    kept_size = 0
 
     def store() -> None:
         if name:
@@ -33,16 +33,16 @@ def parse_header_block(head: bytes, limits: Limits) -> dict[str, list[str]]:
             fields.setdefault(name, []).append(text[: limits.max_line_length])
 
     for line in _clipped_lines(head, limits):
-        if kept >= limits.max_header_size:
+        if kept_size >= limits.max_header_size:
             break
         if line[:1] in (b" ", b"\t"):
             # Continuation lines past the value's cap are dropped and do not count as kept.
             if name and value_size < limits.max_line_length:
                 value.append(line.strip())
                 value_size += len(line)
-                kept += len(line)
+                kept_size += len(line)
             continue
-        kept += len(line)
+        kept_size += len(line)
         store()
         name = ""
         colon = line.find(b":")

@@ -207,7 +207,7 @@ class Part:
 def _find_delimiter(body: bytes, marker: bytes, start: int) -> int:
     """Return the position of the next boundary line at or after `start`, or -1.
 
-    A line that starts with the marker but goes on with other characters holds a longer
+    A line that starts with the marker but goes on with other characters is a longer
     boundary (an outer part's, say) and is skipped.
     """
     position = body.find(marker, start)

@@ -99,7 +99,7 @@ def _items_of_stream(stream: BinaryIO, source: str, limits: Limits) -> Iterator[
 class _BareCrReader(io.RawIOBase):
     """A raw stream that turns the bare CR line endings of `stream` into LF.
 
-    Only for input whose first line showed CR and no LF; `head` holds the bytes already read.
+    Only for input whose first line showed CR and no LF. `head` contains the bytes already read.
     """
 
     def __init__(self, stream: BinaryIO, head: bytes) -> None:
@@ -133,7 +133,7 @@ def _mbox_messages(first: bytes, stream: BinaryIO, source: str, limits: Limits) 
     """Split an mbox file at "From " lines that follow an empty line, one message at a time.
 
     Lines are read in pieces of at most `max_line_length` bytes, so a piece may be the middle of
-    a long line; only a piece that starts a line can be a separator or a quoted ">From ".
+    a long line. Only a piece that starts a line can be a separator or a quoted ">From ".
     """
     number = 0
     chunks: list[bytes] = []
