@@ -94,7 +94,17 @@ def _evidence(fields: RecipientFields) -> Evidence:
         kind=fields.kind,
         diagnostic_type=fields.diagnostic_type,
         status_from_field=fields.status_from_field,
+        reply_names_recipient=_names_recipient(fields),
     )
+
+
+def _names_recipient(fields: RecipientFields) -> bool:
+    """Return True if the diagnostic quotes the recipient's address in angle brackets."""
+    if not fields.final_recipient:
+        return False
+    lowered = fields.diagnostic_code.lower()
+    return any(f"<{address.lower()}>" in lowered
+               for address in (fields.final_recipient, fields.original_recipient) if address)
 
 
 def _result(result_type, source: str, report: Report, fields: RecipientFields, verdict: Verdict):

@@ -13,7 +13,8 @@ from importlib import resources
 
 from bouncewise.judge.categories import category_of, is_hard_bounce
 from bouncewise.judge.codes import DERIVED_STATUS, FALLBACK_STATUS_REASONS, STATUS_REASONS
-from bouncewise.judge.reasons import DEFINITE, WEAK, normalize_text, reason_from_text
+from bouncewise.judge.reasons import (DEFINITE, WEAK, normalize_text, reason_from_provider_code,
+                                      reason_from_text)
 from bouncewise.smtp import find_reply_code, find_smtp_command, find_status, status_class
 
 __all__ = ["Evidence", "Verdict", "judge", "advice_for"]
@@ -30,6 +31,14 @@ _CODE_OVER_TEXT = frozenset(("2.2", "2.3", "3.4", "7.20", "7.21", "7.22", "7.23"
 # or a virus must never be reported as a dead address, whatever code came with it.
 _TEXT_OVER_ANY_CODE = frozenset(("spamdetected", "virusdetected", "blocked", "speeding",
                                  "toomanyconn"))
+
+# Commands before MAIL FROM, and reasons that can only concern a named recipient.
+_SESSION_COMMANDS = frozenset(("CONN", "EHLO", "HELO"))
+_RECIPIENT_REASONS = frozenset(("userunknown", "hostunknown", "filtered", "suspend", "mailboxfull",
+                                "hasmoved", "notaccept"))
+
+# Reasons whose words a local delivery program also uses for its own failures.
+_LOCAL_PROGRAM_REASONS = frozenset(("userunknown", "systemerror"))
 
 # Reasons read from the text that mean "the sender was refused" when the refusal came at MAIL FROM.
 _MAIL_STAGE_REWRITES = frozenset(("userunknown", "securityerror", "filtered"))
@@ -61,6 +70,8 @@ class Evidence:
     diagnostic_type: str = ""
     # True where the status is a DSN's Status field, the reporting MTA's own classification.
     status_from_field: bool = False
+    # True where the reply quotes the recipient's address, as servers do in reply to RCPT TO.
+    reply_names_recipient: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,10 +126,17 @@ def _reason(evidence: Evidence, status: str, from_field: bool, command: str) -> 
     if evidence.kind in _KIND_REASONS:
         return _KIND_REASONS[evidence.kind]
 
-    text_reason, strength = reason_from_text(normalize_text(evidence.diagnostic))
+    text = normalize_text(evidence.diagnostic)
+    provider_reason = reason_from_provider_code(text)
+    if provider_reason:
+        text_reason, strength = provider_reason, DEFINITE
+    else:
+        text_reason, strength = reason_from_text(text)
     weak = strength == WEAK
     detail = status.partition(".")[2]
     code_reason = STATUS_REASONS.get(detail, "")
+    if not command and evidence.reply_names_recipient:
+        command = "RCPT"
 
     if (text_reason == "userunknown" and strength != DEFINITE and command != "RCPT"
             and not detail.startswith("1.")):
@@ -128,8 +146,12 @@ def _reason(evidence: Evidence, status: str, from_field: bool, command: str) -> 
     if command == "MAIL" and (weak or text_reason in _MAIL_STAGE_REWRITES):
         # Refused at MAIL FROM, before any recipient was named: it is the sender that was refused.
         text_reason, weak = "rejected", False
+    if command in _SESSION_COMMANDS and text_reason in _RECIPIENT_REASONS:
+        # Refused before any recipient was named: the words cannot be about the recipient, so
+        # it is the connecting client that was refused.
+        text_reason, weak = "blocked", False
 
-    if _is_local_program_error(evidence) and (weak or text_reason in ("", "userunknown")):
+    if _is_local_program_error(evidence) and (weak or text_reason in _LOCAL_PROGRAM_REASONS):
         # A local delivery program's own words ("No such user", "Permission denied") describe
         # its failure, not the address.
         reason = "mailererror"

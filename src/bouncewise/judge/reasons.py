@@ -29,8 +29,8 @@ TEXT_ORDER = (
     "suspend",
     "hasmoved",
     "blocked",
-    "hostunknown",
     "rejected",
+    "hostunknown",
     "userunknown",
     "filtered",
     "securityerror",
@@ -110,6 +110,36 @@ def phrase_matches(text: str, phrase: str | tuple[str, ...]) -> bool:
             return False
         position += len(fragment)
     return True
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderCodes:
+    """A provider's reply-code pattern and the reason each code stands for."""
+
+    name: str
+    pattern: re.Pattern[str]
+    codes: dict[str, str]
+
+
+@cache
+def provider_codes() -> tuple[ProviderCodes, ...]:
+    """Load the providers' reply-code tables from the package data."""
+    data = tomllib.loads(
+        resources.files("bouncewise.judge").joinpath("providers.toml").read_text(encoding="utf-8"))
+    return tuple(
+        ProviderCodes(entry["name"], re.compile(entry["pattern"]), dict(entry["codes"]))
+        for entry in data["providers"]
+    )
+
+
+def reason_from_provider_code(text: str) -> str:
+    """Return the reason named by a provider's reply code in normalized `text`, or ""."""
+    for provider in provider_codes():
+        for match in provider.pattern.finditer(text):
+            reason = provider.codes.get(match.group(1))
+            if reason:
+                return reason
+    return ""
 
 
 # Strengths of a phrase match, strongest first.
