@@ -77,8 +77,9 @@ def _recipient_blocks(lines: list[str]) -> list[dict[str, str]]:
     return blocks
 
 
-def _statuses(message: Message) -> dict[str, str]:
-    """Map each recipient of the delivery-status part, if any, to its Status."""
+def _statuses(message: Message) -> dict[str, tuple[str, bool]]:
+    """Map each recipient of the delivery-status part, if any, to its Status and whether that
+    came from the Status field."""
     report = rfc3464.decode(message)
     if report is None:
         return {}
@@ -86,7 +87,7 @@ def _statuses(message: Message) -> dict[str, str]:
     for recipient in report.recipients:
         for address in (recipient.original_recipient, recipient.final_recipient):
             if address:
-                statuses.setdefault(address.lower(), recipient.status)
+                statuses.setdefault(address.lower(), (recipient.status, recipient.status_from_field))
     return statuses
 
 
@@ -105,7 +106,8 @@ def _typed_value(value: str) -> str:
     return value.strip()
 
 
-def _recipient_fields(block: dict[str, str], statuses: dict[str, str]) -> RecipientFields:
+def _recipient_fields(block: dict[str, str],
+                      statuses: dict[str, tuple[str, bool]]) -> RecipientFields:
     recipient = _recipient_address(block)
     diagnostic = _typed_value(block.get("diagnostic", ""))
     if not diagnostic:
@@ -113,12 +115,13 @@ def _recipient_fields(block: dict[str, str], statuses: dict[str, str]) -> Recipi
         diagnostic = block.get("reason", "")
 
     remote = _typed_value(block.get("remote", ""))
-    status = statuses.get(recipient.lower(), "")
+    status, from_field = statuses.get(recipient.lower(), ("", False))
     return RecipientFields(
         final_recipient=recipient,
         original_recipient=first_address(block.get("original", "")),
         action="failed",
         status=status or find_status(diagnostic),
+        status_from_field=from_field,
         reply_code=find_reply_code(diagnostic),
         diagnostic_code=diagnostic,
         diagnostic_type="SMTP" if block.get("diagnostic") else "",
