@@ -5,13 +5,14 @@ from __future__ import annotations
 import email.message
 import os
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bouncewise.config import DEFAULT_LIMITS, Limits
 from bouncewise.decode import RecipientFields, Report, decode_message
 from bouncewise.judge import Evidence, Verdict, judge
 from bouncewise.mail.message import Message, unreadable_cause
 from bouncewise.mail.sources import Item, iter_items
+from bouncewise.smtp import find_status
 
 MessageInput = bytes | str | email.message.Message | os.PathLike
 
@@ -176,4 +177,9 @@ def explain(reply: str, limits: Limits = DEFAULT_LIMITS) -> Verdict:
 
     Only the first `limits.max_scan_text` characters of `reply` are read.
     """
-    return judge(Evidence(diagnostic=reply[: limits.max_scan_text]))
+    text = reply[: limits.max_scan_text]
+    verdict = judge(Evidence(diagnostic=text))
+    if not verdict.reply_code and not find_status(text):
+        # A line without a reply code or a status code gives no class to derive a status from.
+        verdict = replace(verdict, status="")
+    return verdict

@@ -105,7 +105,7 @@ def judge(evidence: Evidence) -> Verdict:
         status=status,
         reply_code=reply_code,
         smtp_command=command,
-        advice=advice_for(reason),
+        advice=_delay_advice() if _is_delay(evidence) else advice_for(reason),
     )
 
 
@@ -209,6 +209,15 @@ def _derived_status(reason: str, reply_code: str, kind: str) -> str:
 def _advice_table() -> dict[str, str]:
     data = resources.files("bouncewise.judge").joinpath("advice.toml").read_text(encoding="utf-8")
     return tomllib.loads(data)["advice"]
+
+
+def _is_delay(evidence: Evidence) -> bool:
+    return evidence.kind == "delay" or evidence.action == "delayed"
+
+
+def _delay_advice() -> str:
+    """Return the advice for a delay notice, whose message is still being retried."""
+    return _advice_table()["delayed"]
 
 
 def advice_for(reason: str) -> str:
