@@ -13,6 +13,9 @@ import pytest
 from conftest import postfix_dsn, run_cli
 
 from bouncewise import UnreadableInput, classify
+from bouncewise.config import DEFAULT_LIMITS, Limits
+from bouncewise.decode.text import _first_mentions
+from bouncewise.mail.headers import parse_header_block
 
 MEGABYTE = 1_000_000
 
@@ -130,6 +133,105 @@ def test_dsn_listing_thousands_in_notice():
         + b"This is the mail system")
     outcome = _classify_in_time(data)
     assert isinstance(outcome, list)
+
+
+def _text_bounce_listing(count: int) -> bytes:
+    """Build a plain-text bounce with one line per failed recipient, about 45 bytes a line."""
+    lines = b"".join(b"<user%05d@example.org>: 550 5.1.1 No such user\n" % index
+                     for index in range(count))
+    return (b"From: Mail Delivery System <MAILER-DAEMON@mail.example.net>\n"
+            b"To: sender@example.com\nSubject: Undelivered Mail\n\n"
+            b"The following recipients could not be reached:\n\n" + lines)
+
+
+def test_text_bounce_past_scan_limit_keeps_recipients():
+    # 10,000 lines of 45 bytes exceed max_scan_text (256 KiB); every recipient must come out.
+    data = _text_bounce_listing(10_000)
+    assert len(data) > DEFAULT_LIMITS.max_scan_text
+
+    results = _classify_in_time(data)
+
+    assert len(results) == 10_000
+    assert results[-1].recipient == "user09999@example.org"
+    assert results[-1].diagnostic == "550 5.1.1 No such user"
+    assert results[-1].reason == "userunknown"
+
+
+def test_text_bounce_cut_at_whole_line():
+    # A notice cut at max_recipient_list_text ends at a line, so no half address is reported.
+    limits = Limits(max_scan_text=1000, max_recipient_list_text=2000)
+    results = classify(_text_bounce_listing(100), limits=limits)
+
+    assert 0 < len(results) < 100
+    assert all(result.recipient.endswith("@example.org") for result in results)
+
+
+def test_first_mentions_found_in_one_pass():
+    # With no direct searches allowed, the single pass alone must place every recipient.
+    recipients = [f"user{index}@example.org" for index in range(10_000)]
+    notice = "".join(f"<{address}>: 550 5.1.1 No such user\n" for address in recipients).lower()
+
+    mentions = _first_mentions(notice, recipients, max_lookups=0)
+
+    assert -1 not in mentions
+    assert mentions == sorted(mentions)
+    assert mentions[1] == notice.index("user1@example.org")
+
+
+def test_first_mentions_searches_inside_longer_words():
+    notice = "delivery to x-user@example.org.invalid failed: 550 unknown\n"
+
+    assert _first_mentions(notice, ["user@example.org"], max_lookups=1) == [notice.index("user@")]
+    assert _first_mentions(notice, ["user@example.org"], max_lookups=0) == [-1]
+
+
+def _failed_recipients_header(count: int) -> bytes:
+    """Build an X-Failed-Recipients field folded after every address, as Exim writes it."""
+    addresses = b",\n  ".join(b"user%05d@example.org" % index for index in range(count))
+    return b"X-Failed-Recipients: " + addresses + b"\n"
+
+
+def test_x_failed_recipients_10000_addresses():
+    data = (_failed_recipients_header(10_000) + BOUNCE_HEAD
+            + b"\nThis message could not be delivered to its recipients.\n")
+
+    results = _classify_in_time(data)
+
+    assert len(results) == 10_000
+    assert results[-1].recipient == "user09999@example.org"
+
+
+def test_address_list_field_bounded():
+    limits = Limits(max_address_list_size=1000)
+    head = _failed_recipients_header(1000) + b"Subject: after the list\n"
+
+    fields = parse_header_block(head, limits)
+
+    assert len(fields["x-failed-recipients"][0]) <= 1000
+    assert fields["x-failed-recipients"][0].startswith("user00000@example.org, user00001")
+    assert fields["subject"] == ["after the list"]
+
+
+def test_address_list_bound_shared_by_repeats():
+    # Repeated fields share one budget, so many copies cannot multiply it.
+    limits = Limits(max_address_list_size=1000)
+    head = _failed_recipients_header(30) * 50
+
+    values = parse_header_block(head, limits)["x-failed-recipients"]
+
+    assert sum(len(value) for value in values) <= 1000
+    assert values[0].endswith("user00029@example.org")
+
+
+def test_other_fields_keep_line_limit():
+    limits = Limits(max_line_length=100)
+    head = b"Subject: " + b"s" * 5000 + b"\n" + _failed_recipients_header(200)
+
+    fields = parse_header_block(head, limits)
+
+    # The line is cut to max_line_length bytes with its field name.
+    assert len(b"Subject: ") + len(fields["subject"][0]) == 100
+    assert fields["x-failed-recipients"][0].endswith("user00199@example.org")
 
 
 def test_cli_batch_goes_on_past_bad_inputs(tmp_path):

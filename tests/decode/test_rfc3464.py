@@ -65,7 +65,8 @@ def test_sendmail_multiline_reply_from_transcript():
     assert bob.reply_code == "552"
     assert bob.smtp_command == "DATA"
     assert bob.diagnostic_code.startswith("552-5.7.0 This message was blocked")
-    assert bob.diagnostic_code.endswith("552 5.7.0 guidelines of the receiving site.")
+    assert bob.diagnostic_code.endswith("potential security issue. Please review the attachment "
+                                        "guidelines of the receiving site.")
     assert bob.remote_mta == "mx.example.com"
 
 

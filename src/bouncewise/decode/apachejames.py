@@ -31,9 +31,6 @@ _ERROR_MESSAGE = "error message below:"
 _DETAILS = "message details:"
 _RCPT = "rcpt to:"
 
-# Lines of the notice read at most.
-_MAX_LINES = 500
-
 
 def decode(message: Message) -> Report | None:
     """Decode an Apache James notice, or return None if the message is not one."""
@@ -42,7 +39,7 @@ def decode(message: Message) -> Report | None:
     if _ERROR_MESSAGE not in lowered or _DETAILS not in lowered or _RCPT not in lowered:
         return None
 
-    lines = [line.strip() for line in notice.split("\n")[:_MAX_LINES]]
+    lines = [line.strip() for line in notice.split("\n")[: message.limits.max_short_notice_lines]]
     reply = _reply(lines)
     report = Report(decoded_by=NAME)
     for line in lines:

@@ -30,9 +30,6 @@ NAME = "arf"
 # The header Hotmail adds to a returned message to name the recipient who complained.
 _HOTMAIL_RECIPIENT = "x-hmxmroriginalrecipient"
 
-# Bytes of a text part searched for a Feedback-Type field.
-_MAX_REPORT_SCAN = 4096
-
 
 def decode(message: Message) -> Report | None:
     """Decode a feedback report, or return None if the message is not one."""
@@ -86,7 +83,7 @@ def _find_report_part(message: Message) -> Part | None:
 
 
 def _starts_with_feedback_type(part: Part) -> bool:
-    head = part.payload()[:_MAX_REPORT_SCAN].lstrip().lower()
+    head = part.payload()[: part.limits.max_report_scan].lstrip().lower()
     return head.startswith(b"feedback-type:") or b"\nfeedback-type:" in head
 
 

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bouncewise.config import DEFAULT_LIMITS, Limits
+
 # Per-message fields (RFC 3464 section 2.2), and the X- fields that MTAs add beside them.
 PER_MESSAGE_FIELDS = frozenset(("reporting-mta", "dsn-gateway", "received-from-mta",
                                 "arrival-date", "original-envelope-id"))
@@ -27,15 +29,8 @@ PER_RECIPIENT_FIELDS = frozenset(("original-recipient", "final-recipient", "acti
 
 DSN_FIELDS = PER_MESSAGE_FIELDS | PER_RECIPIENT_FIELDS
 
-# Maximum length of a field name, and of the `type;` prefix of a typed value such as "X-Postfix;".
-_MAX_NAME = 64
-_MAX_TYPE = 40
 
-# Lines of a text body searched for embedded DSN fields.
-_MAX_EMBEDDED_LINES = 5000
-
-
-def field_groups(text: str) -> list[dict[str, str]]:
+def field_groups(text: str, limits: Limits = DEFAULT_LIMITS) -> list[dict[str, str]]:
     """Split the entity into groups of lower-case field names mapping to unfolded values."""
     # Values are collected as lists of lines and joined once, so that many continuation lines
     # cost linear time.
@@ -56,7 +51,7 @@ def field_groups(text: str) -> list[dict[str, str]]:
 
         field_name, colon, value = line.partition(":")
         name = field_name.strip().lower()
-        if not colon or not name or len(name) > _MAX_NAME or " " in name:
+        if not colon or not name or len(name) > limits.max_field_name_length or " " in name:
             name = ""
             continue
         if _starts_group(current, name):
@@ -82,11 +77,11 @@ def is_recipient_group(group: dict[str, str]) -> bool:
     return "final-recipient" in group or "original-recipient" in group
 
 
-def typed_value(value: str) -> tuple[str, str]:
+def typed_value(value: str, limits: Limits = DEFAULT_LIMITS) -> tuple[str, str]:
     """Split `type; value` as in `rfc822; user@example.org`; return (lower-case type, value)."""
     kind, semicolon, rest = value.partition(";")
     kind = kind.strip()
-    if semicolon and kind and " " not in kind and len(kind) <= _MAX_TYPE:
+    if semicolon and kind and " " not in kind and len(kind) <= limits.max_value_type_length:
         return kind.lower(), rest.strip()
     return "", value.strip()
 
@@ -106,46 +101,48 @@ class EmbeddedReport:
     after: str
 
 
-def find_embedded(text: str) -> EmbeddedReport | None:
+def find_embedded(text: str, limits: Limits = DEFAULT_LIMITS) -> EmbeddedReport | None:
     """Find DSN fields written into a text body, or return None if it has no Final-Recipient."""
-    lines = _unquoted(text.split("\n")[:_MAX_EMBEDDED_LINES])
+    max_name = limits.max_field_name_length
+    lines = _unquoted(text.split("\n")[: limits.max_embedded_report_lines], max_name)
     first = next((index for index, line in enumerate(lines)
-                  if _field_name(line) == "final-recipient"), -1)
+                  if _field_name(line, max_name) == "final-recipient"), -1)
     if first < 0:
         return None
 
     start = first
-    while start > 0 and (not lines[start - 1].strip() or _field_name(lines[start - 1]) in DSN_FIELDS
+    while start > 0 and (not lines[start - 1].strip()
+                         or _field_name(lines[start - 1], max_name) in DSN_FIELDS
                          or lines[start - 1][:1] in (" ", "\t")):
         start -= 1
     while start < first and not lines[start].strip():
         start += 1
 
     end = first
-    while end < len(lines) and _in_fields(lines[end]):
+    while end < len(lines) and _in_fields(lines[end], max_name):
         end += 1
     return EmbeddedReport(notice="\n".join(lines[:start]), fields="\n".join(lines[start:end]),
                           after="\n".join(lines[end:]))
 
 
-def _in_fields(line: str) -> bool:
+def _in_fields(line: str, max_name: int) -> bool:
     if not line.strip() or line[:1] in (" ", "\t"):
         return True
-    name = _field_name(line)
+    name = _field_name(line, max_name)
     return name in DSN_FIELDS or name.startswith("x-")
 
 
-def _field_name(line: str) -> str:
+def _field_name(line: str, max_name: int) -> str:
     name, colon, _ = line.partition(":")
     name = name.strip().lower()
-    if not colon or not name or len(name) > _MAX_NAME or " " in name or line[:1].isspace():
+    if not colon or not name or len(name) > max_name or " " in name or line[:1].isspace():
         return ""
     return name
 
 
-def _unquoted(lines: list[str]) -> list[str]:
+def _unquoted(lines: list[str], max_name: int) -> list[str]:
     """Remove one level of "> " quoting when the Final-Recipient line itself is quoted."""
-    quoted = any(line.startswith(">") and _field_name(line[1:].lstrip()) == "final-recipient"
+    quoted = any(line.startswith(">") and _field_name(line[1:].lstrip(), max_name) == "final-recipient"
                  for line in lines)
     if not quoted:
         return lines

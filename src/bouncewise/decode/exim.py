@@ -27,8 +27,9 @@ from __future__ import annotations
 
 import re
 
+from bouncewise.config import Limits
 from bouncewise.decode.fields import DELAY, FAILURE, RecipientFields, Report
-from bouncewise.decode.plain import (MAX_DIAGNOSTIC, build_recipient, find_address,
+from bouncewise.decode.plain import (build_recipient, find_address,
                                      find_command, leading_address, merge_status_part,
                                      notice_body, squeeze)
 from bouncewise.mail.message import Message
@@ -68,7 +69,7 @@ def decode(message: Message) -> Report | None:
     report = Report(decoded_by=NAME)
     malformed = _MALFORMED in flat
     for address, details in _recipient_blocks(notice, malformed):
-        report.recipients.append(_recipient(address, details, notice, kind))
+        report.recipients.append(_recipient(address, details, notice, kind, message.limits))
     if not report.recipients:
         return None
 
@@ -146,12 +147,14 @@ def _malformed_address(line: str) -> tuple[str, str]:
     return (address, line[colon + 2 :]) if colon > 0 else ("", "")
 
 
-def _recipient(address: str, details: list[str], notice: str, kind: str) -> RecipientFields:
+def _recipient(address: str, details: list[str], notice: str, kind: str,
+               limits: Limits) -> RecipientFields:
     lines = [line for line in details if not _is_remark(line)]
-    text = " ".join(lines)[: MAX_DIAGNOSTIC * 2]
+    text = " ".join(lines)[: limits.max_diagnostic_length * 2]
 
     if details and details[0].startswith(_LOCAL_DELIVERIES):
-        recipient = build_recipient(address, _delivery_output(notice) or text, kind=kind)
+        output = _delivery_output(notice, limits)
+        recipient = build_recipient(address, output or text, kind=kind, limits=limits)
         recipient.diagnostic_type = "X-UNIX"
         return recipient
 
@@ -161,7 +164,7 @@ def _recipient(address: str, details: list[str], notice: str, kind: str) -> Reci
         remote_mta = host.group(1)
     command = find_command(text) if _COMMAND_CLAUSE in text.lower() else ""
     return build_recipient(address, _reply(text, host), remote_mta=remote_mta,
-                           smtp_command=command, kind=kind)
+                           smtp_command=command, kind=kind, limits=limits)
 
 
 def _is_remark(line: str) -> bool:
@@ -204,7 +207,7 @@ def _without_command_clause(text: str) -> str:
         position = colon + 2
 
 
-def _delivery_output(notice: str) -> str:
+def _delivery_output(notice: str, limits: Limits) -> str:
     """Return the program output that Exim quotes after a failed pipe or file delivery."""
     lowered = notice.lower()
     start = lowered.find(_DELIVERY_OUTPUT)
@@ -224,5 +227,5 @@ def _delivery_output(notice: str) -> str:
             continue
         if stripped:
             kept.append(stripped)
-    return squeeze(" ".join(kept))
+    return squeeze(" ".join(kept), limits.max_diagnostic_length)
 

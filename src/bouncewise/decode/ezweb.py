@@ -39,9 +39,6 @@ _SENT_COMMAND = re.compile(r"^>>>\s{0,4}([A-Za-z]{4})")
 
 _COMMANDS = {"rcpt": "RCPT", "mail": "MAIL", "data": "DATA", "ehlo": "EHLO", "helo": "HELO"}
 
-# Lines of a notice read at most.
-_MAX_LINES = 2000
-
 
 def decode(message: Message) -> Report | None:
     """Decode an au (ezweb) plain-text notice, or return None if the message is not one."""
@@ -52,7 +49,7 @@ def decode(message: Message) -> Report | None:
         return None
     notice = notice_text(message)
 
-    lines = [line.strip() for line in notice.split("\n")[:_MAX_LINES]]
+    lines = [line.strip() for line in notice.split("\n")[: message.limits.max_notice_lines]]
     prose = _english_sentences(lines)
     report = Report(decoded_by=NAME)
     for index, line in enumerate(lines):

@@ -28,9 +28,6 @@ _RETURNED_MAIL = "original mail as follows"
 
 _ANGLE_ADDRESS = re.compile(r"<([^\s<>]{1,64}@[A-Za-z0-9][A-Za-z0-9.-]{0,252})>")
 
-# Characters of notice text kept as the diagnostic.
-_MAX_DIAGNOSTIC = 1000
-
 
 def decode(message: Message) -> Report | None:
     """Decode an fml error notice, or return None if the message is not one."""
@@ -45,7 +42,7 @@ def decode(message: Message) -> Report | None:
     if match is None:
         return None
 
-    sentences = " ".join(notice.split())[:_MAX_DIAGNOSTIC]
+    sentences = " ".join(notice.split())[: message.limits.max_notice_summary_length]
     report = Report(decoded_by=NAME, sender=first_address(message.header("to")))
     report.recipients.append(RecipientFields(
         final_recipient=normalize_address(match.group(1)),

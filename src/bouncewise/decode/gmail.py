@@ -25,6 +25,7 @@ import re
 
 from bouncewise.decode.fields import DELAY, FAILURE, RecipientFields, Report
 from bouncewise.decode.notice import notice_text
+from bouncewise.decode.replies import drop_continuation_codes
 from bouncewise.mail.headers import first_address, normalize_address
 from bouncewise.mail.message import Message
 from bouncewise.smtp import find_reply_code, find_smtp_command, find_status
@@ -46,9 +47,6 @@ _DOUBLED_CODE = re.compile(r"^([245]\d\d)[ -]\1(?=[ -])")
 _REMOTE_HOST = re.compile(r"\bby ([A-Za-z0-9][A-Za-z0-9.-]{0,252}?)\.? \[([0-9A-Fa-f.:]{2,45})\]")
 _LEARN_MORE = re.compile(r"\s*Learn more at \S{1,400}")
 
-# Lines of a notice read at most; a Gmail notice is a few dozen lines.
-_MAX_LINES = 2000
-
 
 def decode(message: Message) -> Report | None:
     """Decode a Gmail plain-text bounce, or return None if the message is not one."""
@@ -60,13 +58,14 @@ def decode(message: Message) -> Report | None:
         return None
 
     report = Report(decoded_by=NAME)
-    for recipients, details, delayed in _blocks(notice):
+    # A Gmail notice is a few dozen lines, so max_notice_lines leaves ample room.
+    for recipients, details, delayed in _blocks(notice, message.limits.max_notice_lines):
         for recipient in recipients:
             report.recipients.append(_recipient_fields(recipient, details, delayed))
     return report if report.recipients else None
 
 
-def _blocks(notice: str) -> list[tuple[list[str], str, bool]]:
+def _blocks(notice: str, max_lines: int) -> list[tuple[list[str], str, bool]]:
     """Split the notice into (recipients, technical details, delayed) blocks."""
     blocks = []
     recipients: list[str] = []
@@ -74,7 +73,7 @@ def _blocks(notice: str) -> list[tuple[list[str], str, bool]]:
     delayed = False
     reading = ""
 
-    for line in notice.split("\n")[:_MAX_LINES]:
+    for line in notice.split("\n")[:max_lines]:
         lowered = line.strip().lower()
         if lowered.startswith(_LIST_START):
             if recipients and details:
@@ -130,5 +129,5 @@ def _read_details(details: str) -> tuple[str, str, str]:
     if state:
         command = _STATE_COMMANDS.get(state.group(1), "")
         reply = reply[: state.start()].rstrip()
-    reply = _DOUBLED_CODE.sub(r"\1", reply)
+    reply = drop_continuation_codes(_DOUBLED_CODE.sub(r"\1", reply))
     return reply, remote_mta, command

@@ -26,9 +26,6 @@ NAME = "googlegroups"
 
 _HELP_CENTRE = "groups.google.com"
 
-# Characters of the explanation paragraph kept as the diagnostic.
-_MAX_DIAGNOSTIC = 2000
-
 
 def decode(message: Message) -> Report | None:
     """Decode a Google Groups refusal notice, or return None if the message is not one."""
@@ -39,7 +36,7 @@ def decode(message: Message) -> Report | None:
     if not failed or _HELP_CENTRE not in notice.lower():
         return None
 
-    diagnostic = _explanation(notice)
+    diagnostic = _explanation(notice, message.limits.max_diagnostic_length)
     report = Report(decoded_by=NAME)
     for value in failed.split(","):
         if "@" in value:
@@ -52,10 +49,10 @@ def decode(message: Message) -> Report | None:
     return report if report.recipients else None
 
 
-def _explanation(notice: str) -> str:
+def _explanation(notice: str, max_length: int) -> str:
     """Return the first paragraph after the greeting: the one that names no address."""
     for paragraph in notice.split("\n\n"):
         text = " ".join(paragraph.split())
         if text and "@" not in text and not text.startswith("*"):
-            return text[:_MAX_DIAGNOSTIC]
+            return text[:max_length]
     return ""

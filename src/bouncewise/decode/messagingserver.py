@@ -35,9 +35,6 @@ _FIELD_NAMES = {"recipient address": "recipient", "original address": "original"
                 "reason": "reason", "diagnostic code": "diagnostic",
                 "remote system": "remote"}
 
-# Lines of the notice read at most; the delivery attempt history after the blocks can be long.
-_MAX_LINES = 2000
-
 
 def decode(message: Message) -> Report | None:
     """Decode a Messaging Server report, or return None if the message is not one."""
@@ -45,7 +42,8 @@ def decode(message: Message) -> Report | None:
     if _OPENING not in body.lower():
         return None
 
-    lines = body.split("\n")[:_MAX_LINES]
+    # The delivery attempt history after the blocks can be long, so only max_notice_lines are read.
+    lines = body.split("\n")[: message.limits.max_notice_lines]
     blocks = _recipient_blocks(lines)
     if not blocks:
         return None

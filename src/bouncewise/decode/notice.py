@@ -36,6 +36,11 @@ ORIGINAL_MARKERS = (
     "original message was",
     "this is a copy of your message",
     "original mail as follows",
+    # German and French wording, as GMX, web.de, localised Exim and Outlook write it.
+    "kopie der nachricht",
+    "original-nachricht",
+    "ursprüngliche nachricht",
+    "message d'origine",
 )
 
 # Lower-case fragments of lines that contain a marker's words but start no returned message:

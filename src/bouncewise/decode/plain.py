@@ -9,18 +9,14 @@ from __future__ import annotations
 
 import re
 
+from bouncewise.config import DEFAULT_LIMITS, Limits
 from bouncewise.decode import rfc3464
 from bouncewise.decode.fields import FAILURE, RecipientFields, Report
 from bouncewise.decode.notice import is_marker, strip_html
+from bouncewise.decode.replies import drop_continuation_codes
 from bouncewise.mail.headers import normalize_address
-from bouncewise.mail.message import Message, Part
+from bouncewise.mail.message import Message, Part, clip_lines, decode_bytes
 from bouncewise.smtp import find_reply_code, find_smtp_command, find_status
-
-# Characters of notice text kept as one recipient's diagnostic.
-MAX_DIAGNOSTIC = 2000
-
-# Characters read of one line when looking for the address it starts with.
-_MAX_ADDRESS_LINE = 400
 
 _ADDRESS = re.compile(r"[^\s<>()\[\]\",;:@]{1,64}@[A-Za-z0-9][A-Za-z0-9.-]{0,252}")
 
@@ -49,28 +45,49 @@ _COMMAND_NAMES = {"rcpt": "RCPT", "mail": "MAIL", "data": "DATA", "end": "DATA",
                   "helo": "HELO", "lhlo": "HELO", "starttls": "STARTTLS", "auth": "AUTH"}
 
 
-def notice_body(message: Message) -> str:
+def notice_body(message: Message, max_length: int = 0) -> str:
     """Return the notice: the first text part outside a returned message, cut at the marker.
 
     Unlike `notice.notice_text`, this accepts a `text/plain` type whose parameters are malformed,
-    as in `Content-Type: text/plain charset="iso-2022-jp"`.
+    as in `Content-Type: text/plain charset="iso-2022-jp"`. The text is cut to `max_scan_text`
+    characters, or to `max_length` where that is larger.
     """
+    max_length = max(max_length, message.limits.max_scan_text)
+    key = f"notice_body:{max_length}"
     cache = getattr(message, "cache", None)
     if cache is None:
-        return _notice_body(message)
-    if "notice_body" not in cache:
-        cache["notice_body"] = _notice_body(message)
-    return cache["notice_body"]
+        return _notice_body(message, max_length)
+    if key not in cache:
+        cache[key] = _notice_body(message, max_length)
+    return cache[key]
 
 
-def _notice_body(message: Message) -> str:
+def _notice_body(message: Message, max_length: int) -> str:
     part = _first_text_part(message)
     if part is None:
         return ""
-    text = part.text()
+    text = _part_text(part, max_length)
     if part.content_type.startswith("text/html"):
         text = strip_html(text)
     return cut_original(text)
+
+
+def _part_text(part: Part, max_length: int) -> str:
+    """Return the decoded text of `part` cut to `max_length` characters, as `Part.text` does.
+
+    Text cut beyond `max_scan_text` ends at the last whole line, so that no half address is read.
+    """
+    if max_length <= part.limits.max_scan_text:
+        return part.text()
+    payload = part.payload()
+    if len(payload) <= part.limits.max_scan_text:
+        return part.text()
+
+    text = decode_bytes(payload[: max_length * 4], part.param("charset"))
+    if len(text) > max_length:
+        text = text[:max_length]
+        text = text[: text.rfind("\n") + 1] or text
+    return clip_lines(text, part.limits.max_line_length)
 
 
 def _first_text_part(message: Message) -> Part | None:
@@ -97,19 +114,19 @@ def cut_original(text: str) -> str:
     return text
 
 
-def find_address(text: str) -> str:
-    """Return the first mail address in `text`, normalised, or ""."""
-    match = _ADDRESS.search(text[:_MAX_ADDRESS_LINE])
+def find_address(text: str, limits: Limits = DEFAULT_LIMITS) -> str:
+    """Return the first mail address in the first `max_address_scan` characters, normalised, or ""."""
+    match = _ADDRESS.search(text[: limits.max_address_scan])
     return normalize_address(match.group(0).rstrip(".")) if match else ""
 
 
-def leading_address(line: str) -> tuple[str, str]:
+def leading_address(line: str, limits: Limits = DEFAULT_LIMITS) -> tuple[str, str]:
     """Read a line that starts with a recipient address; return (address, rest) or ("", "").
 
     Accepted forms: `user@example.org`, `<user@example.org>`, either followed by a colon, and
     `text <user@example.org>` where the text before the brackets is a display name.
     """
-    text = line.strip()[:_MAX_ADDRESS_LINE]
+    text = line.strip()[: limits.max_address_scan]
     if text.startswith("<"):
         end = text.find(">")
         if end < 0:
@@ -146,15 +163,16 @@ def find_command(text: str) -> str:
     return find_smtp_command(text)
 
 
-def squeeze(text: str) -> str:
-    """Join lines and runs of spaces into single spaces, cut to the diagnostic limit."""
-    return " ".join(text.split())[:MAX_DIAGNOSTIC]
+def squeeze(text: str, max_length: int = DEFAULT_LIMITS.max_diagnostic_length) -> str:
+    """Join lines and runs of spaces into single spaces, cut to `max_length` characters."""
+    return " ".join(text.split())[:max_length]
 
 
 def build_recipient(address: str, diagnostic: str, *, remote_mta: str = "",
-                    smtp_command: str = "", kind: str = FAILURE) -> RecipientFields:
+                    smtp_command: str = "", kind: str = FAILURE,
+                    limits: Limits = DEFAULT_LIMITS) -> RecipientFields:
     """Build a recipient record from an address and the remote reply or MTA message for it."""
-    diagnostic = squeeze(diagnostic)
+    diagnostic = squeeze(drop_continuation_codes(diagnostic), limits.max_diagnostic_length)
     reply_code = find_reply_code(diagnostic)
     return RecipientFields(
         final_recipient=address,

@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import re
 
+from bouncewise.config import Limits
 from bouncewise.decode.fields import RecipientFields, Report
-from bouncewise.decode.plain import (MAX_DIAGNOSTIC, build_recipient, leading_address,
+from bouncewise.decode.plain import (build_recipient, leading_address,
                                      notice_body)
 from bouncewise.mail.message import Message
 
@@ -76,7 +77,7 @@ def decode(message: Message) -> Report | None:
         if address in seen:
             continue
         seen.add(address)
-        report.recipients.append(_recipient(address, details, drop_give_up))
+        report.recipients.append(_recipient(address, details, drop_give_up, message.limits))
     return report if report.recipients else None
 
 
@@ -99,9 +100,10 @@ def _recipient_blocks(notice: str) -> list[tuple[str, list[str]]]:
     return blocks
 
 
-def _recipient(address: str, details: list[str], drop_give_up: bool) -> RecipientFields:
+def _recipient(address: str, details: list[str], drop_give_up: bool,
+               limits: Limits) -> RecipientFields:
     kept = [line for line in details if not line.lower().startswith(_REMARKS)]
-    text = _PATCH_PREFIX.sub("", " ".join(kept)[: MAX_DIAGNOSTIC * 2])
+    text = _PATCH_PREFIX.sub("", " ".join(kept)[: limits.max_diagnostic_length * 2])
     if drop_give_up:
         text = _without_give_up(text)
 
@@ -113,7 +115,8 @@ def _recipient(address: str, details: list[str], drop_give_up: bool) -> Recipien
     else:
         match = _SAID.search(text)
         reply = text[match.end():] if match else text
-    return build_recipient(address, reply.strip(), remote_mta=remote_mta, smtp_command=command)
+    return build_recipient(address, reply.strip(), remote_mta=remote_mta, smtp_command=command,
+                           limits=limits)
 
 
 def _without_give_up(text: str) -> str:

@@ -9,9 +9,11 @@ from bouncewise.decode import arf, autoreply, rfc3464, text
 from bouncewise.decode import dma, exchange2003, exim, opensmtpd, qmail
 from bouncewise.decode import amazonses, ezweb, gmail, googlegroups, messagingserver, yahoo
 from bouncewise.decode import apachejames, fml, sendmail_v5, verizon
-from bouncewise.decode import postfix_smtpd
+from bouncewise.decode import mailman, postfix_smtpd, zoho
 
 DECODERS = [
+    # First, so that a bounce a list manager forwards is read as the bounce it attaches.
+    mailman,
     gmail,
     googlegroups,
     yahoo,
@@ -30,6 +32,7 @@ DECODERS = [
     postfix_smtpd,
     rfc3464,
     arf,
+    zoho,
     text,
     autoreply,
 ]

@@ -23,10 +23,12 @@ from __future__ import annotations
 
 import re
 
+from bouncewise.config import Limits
 from bouncewise.decode.delivery_status import (EmbeddedReport, field_groups, find_embedded,
                                                host_name, is_recipient_group, typed_value)
 from bouncewise.decode.fields import DELAY, DELIVERED, FAILURE, RecipientFields, Report
 from bouncewise.decode.notice import notice_text, original_recipients
+from bouncewise.decode.replies import drop_continuation_codes
 from bouncewise.decode.transcript import NoticeReply, reply_for, same_reply
 from bouncewise.mail.headers import decode_words, first_address, normalize_address, parse_date_utc
 from bouncewise.mail.message import Message, Part, decode_bytes
@@ -66,7 +68,7 @@ def decode(message: Message) -> Report | None:
             return None
         fields_text, notice = embedded.fields, embedded.notice
 
-    groups = field_groups(fields_text)
+    groups = field_groups(fields_text, message.limits)
     per_message: dict[str, str] = {}
     for group in groups:
         if not is_recipient_group(group):
@@ -79,7 +81,8 @@ def decode(message: Message) -> Report | None:
         if is_recipient_group(group):
             lookups += 1
             within_limit = lookups <= message.limits.max_notice_lookups
-            recipient = _recipient_fields(group, per_message, notice if within_limit else "")
+            recipient = _recipient_fields(group, per_message, notice if within_limit else "",
+                                          message.limits)
             if recipient is not None:
                 # A folded Diagnostic-Code can run on for the whole entity: keep one line's worth.
                 max_length = message.limits.max_line_length
@@ -91,7 +94,7 @@ def decode(message: Message) -> Report | None:
 
     sender = per_message.get("x-postfix-sender", "")
     if sender:
-        report.sender = first_address(typed_value(sender)[1])
+        report.sender = first_address(typed_value(sender, message.limits)[1])
     if embedded is not None:
         _fill_from_text(report, embedded.after, message)
     return report if report.recipients else None
@@ -118,11 +121,11 @@ def _find_embedded(message: Message) -> EmbeddedReport | None:
     if b"inal-recipient" not in message.body.lower() and b"inal-recipient" not in message.payload():
         return None
     text = decode_bytes(message.payload()[: message.limits.max_scan_text], message.param("charset"))
-    return find_embedded(text)
+    return find_embedded(text, message.limits)
 
 
-def _recipient_fields(group: dict[str, str], per_message: dict[str, str],
-                      notice: str) -> RecipientFields | None:
+def _recipient_fields(group: dict[str, str], per_message: dict[str, str], notice: str,
+                      limits: Limits) -> RecipientFields | None:
     final = _address(group.get("final-recipient", ""))
     original = _address(group.get("original-recipient", ""))
     # A Final-Recipient naming a local mailbox ("kijitora@server") gives way to the original.
@@ -132,8 +135,9 @@ def _recipient_fields(group: dict[str, str], per_message: dict[str, str],
 
     action = group.get("action", "").strip().lower().split(" ")[0]
     status_value = group.get("status", "")
-    diagnostic_type, diagnostic = typed_value(group.get("diagnostic-code", ""))
-    reply = reply_for(notice, [final_recipient, original], diagnostic)
+    diagnostic_type, diagnostic = typed_value(group.get("diagnostic-code", ""), limits)
+    diagnostic = drop_continuation_codes(diagnostic)
+    reply = reply_for(notice, [final_recipient, original], diagnostic, limits)
     chosen = _best_diagnostic(diagnostic, reply, status_value)
     from_server = chosen == diagnostic or reply.from_remote
     # The notice's command and host hold only if it quotes the same reply.
@@ -231,7 +235,7 @@ def _recipients_without_groups(message: Message, per_message: dict[str, str],
     """
     recipients = []
     for address in original_recipients(message)[:1]:
-        reply = reply_for(notice, [address])
+        reply = reply_for(notice, [address], limits=message.limits)
         recipients.append(RecipientFields(
             final_recipient=address,
             diagnostic_code=reply.text,

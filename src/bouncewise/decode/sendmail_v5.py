@@ -41,9 +41,6 @@ _HOST_LINE = re.compile(r"^([245]\d\d) ([A-Za-z0-9][A-Za-z0-9.-]{0,252}) \(\w{1,
 
 _COMMANDS = {"rcpt": "RCPT", "mail": "MAIL", "data": "DATA", "helo": "HELO", "ehlo": "EHLO"}
 
-# Lines of a transcript read at most.
-_MAX_LINES = 2000
-
 
 def decode(message: Message) -> Report | None:
     """Decode a Sendmail V5 bounce, or return None if the message is not one."""
@@ -55,7 +52,7 @@ def decode(message: Message) -> Report | None:
     if position < 0 or any(phrase in lowered for phrase in _SENDMAIL_8):
         return None
 
-    lines = [line.strip() for line in notice[position + len(_TRANSCRIPT):].split("\n")[:_MAX_LINES]]
+    lines = [line.strip() for line in notice[position + len(_TRANSCRIPT):].split("\n")[: message.limits.max_notice_lines]]
     report = Report(decoded_by=NAME)
     report.recipients.extend(_recipient_rows(lines))
     if not report.recipients:

@@ -22,9 +22,10 @@ from __future__ import annotations
 import bisect
 import re
 
+from bouncewise.config import DEFAULT_LIMITS, Limits
 from bouncewise.decode.fields import FAILURE, RecipientFields, Report
-from bouncewise.decode.plain import (MAX_DIAGNOSTIC, build_recipient, find_address, find_command,
-                                     find_remote_mta, notice_body, squeeze)
+from bouncewise.decode.plain import (build_recipient, find_address, find_command, find_remote_mta,
+                                     notice_body, squeeze)
 from bouncewise.mail.headers import addresses, decode_words, normalize_address
 from bouncewise.mail.message import Message
 
@@ -54,6 +55,9 @@ _SYSTEM_LOCAL_PARTS = frozenset(("postmaster", "mailer-daemon", "mailer_daemon",
 _LINE_ADDRESS = re.compile(r"^[\s>*-]{0,12}<?\s{0,4}([^\s<>()\[\]\"',;:@]{1,64}@[A-Za-z0-9][A-Za-z0-9.-]{0,252})")
 _ANGLE_ADDRESS = re.compile(r"<([^\s<>()\[\]\"',;:@]{1,64}@[A-Za-z0-9][A-Za-z0-9.-]{0,252})>")
 
+# A word of lower-case notice text that may be a recipient's address, as `_segments` looks it up.
+_MENTION = re.compile(r"[^\s<>()\[\]\"',;:@]{1,64}@[a-z0-9][a-z0-9.-]{0,252}")
+
 # Header fields of a returned message that never name a failed recipient: identifiers that look
 # like addresses, and the originator's fields.
 _SKIPPED_HEADERS = ("message-id:", "in-reply-to:", "references:", "from:", "sender:",
@@ -61,9 +65,11 @@ _SKIPPED_HEADERS = ("message-id:", "in-reply-to:", "references:", "from:", "send
 
 # Lower-case phrases that introduce the remote server's reply inside a notice, as in "Remote host
 # said:", "failed with:", "It responded as follows:" or "with the following error message:".
+# Lotus Domino writes "was not delivered to: <address> because: <reason>", Exchange 2010 and
+# later "Remote Server returned '<reply>'", and MailEnable "Remote SMTP Server Returned: <reply>".
 REPLY_INTRODUCTIONS = ("said:", "failed with:", "responded as follows:", "error message:",
                        "generated response:", "response was:", "reply was:", "reason:",
-                       "replied:")
+                       "replied:", "because:", "server returned '", "server returned:")
 
 # A reply that starts with a code, possibly in brackets: "550 ...", "[554 5.4.6 ...]".
 _REPLY_START = re.compile(r"^[\[(\s]{0,3}[245][0-9][0-9][ -]")
@@ -88,7 +94,10 @@ def decode(message: Message) -> Report | None:
     """Decode a plain-text bounce, or return None if the message is not one."""
     if not is_bounce(message):
         return None
-    notice = _before_mbox_copy(notice_body(message))
+    # A notice that lists thousands of recipients is longer than max_scan_text. It is read up to
+    # max_recipient_list_text, and each recipient's part of it is cut to max_diagnostic_length.
+    limits = message.limits
+    notice = _before_mbox_copy(notice_body(message, limits.max_recipient_list_text))
     if not notice.strip():
         return None
 
@@ -98,46 +107,55 @@ def decode(message: Message) -> Report | None:
         return None
 
     report = Report(decoded_by=NAME)
-    whole_notice = notice if len(recipients) == 1 else ""
-    for recipient, segment in _segments(notice, recipients):
-        report.recipients.append(_recipient(recipient, segment, whole_notice))
+    whole_notice = notice[: limits.max_diagnostic_length * 2] if len(recipients) == 1 else ""
+    for recipient, segment in _segments(notice, recipients, limits):
+        report.recipients.append(_recipient(recipient, segment, whole_notice, limits))
     return report
 
 
 def _before_mbox_copy(notice: str) -> str:
-    """Cut the notice where it quotes the returned message in mbox form ("From sender date")."""
+    """Cut the notice where it quotes the returned message in mbox form ("From sender date"),
+    or where the returned headers follow a blank line with no marker line, as Zoho writes them.
+    """
     position = 0
+    previous = ""
     for line in notice.split("\n"):
         if line.startswith("From ") and "@" in line.partition(" ")[2].partition(" ")[0]:
             return notice[:position]
+        if line.startswith("Received: from ") and not previous.strip():
+            return notice[:position]
+        previous = line
         position += len(line) + 1
     return notice
 
 
-def recipient_from_text(recipient: str, diagnostic: str, kind: str = FAILURE) -> RecipientFields:
+def recipient_from_text(recipient: str, diagnostic: str, kind: str = FAILURE,
+                        limits: Limits = DEFAULT_LIMITS) -> RecipientFields:
     """Build a recipient record from an address and the notice text that explains it."""
     return build_recipient(recipient, diagnostic, remote_mta=find_remote_mta(diagnostic),
-                           kind=kind)
+                           kind=kind, limits=limits)
 
 
-def _recipient(recipient: str, segment: str, notice: str) -> RecipientFields:
+def _recipient(recipient: str, segment: str, notice: str, limits: Limits) -> RecipientFields:
     """Build the record of one recipient from the part of the notice that concerns it."""
     command = find_command(segment)
     remote_mta = find_remote_mta(segment)
-    return build_recipient(recipient, _reply(segment, recipient, notice), remote_mta=remote_mta,
-                           smtp_command=command)
+    reply = _reply(segment, recipient, notice, limits)
+    return build_recipient(recipient, reply, remote_mta=remote_mta, smtp_command=command,
+                           limits=limits)
 
 
-def _reply(segment: str, recipient: str, notice: str = "") -> str:
+def _reply(segment: str, recipient: str, notice: str, limits: Limits) -> str:
     """Return the remote server's reply in a segment, or the segment without its clutter.
 
-    Where `notice` is given (a notice about one recipient), a reply introduced anywhere in it
-    is used when the segment itself has none, because some notices state the reason first.
+    Where `notice` is given (the opening of a notice about one recipient), a reply introduced
+    anywhere in it is used when the segment itself has none, because some notices state the
+    reason first.
     """
     reply = _introduced_reply(segment)
     if not reply and notice:
-        reply = _introduced_reply(notice[:MAX_DIAGNOSTIC * 2])
-    return reply or _without_clutter(segment, recipient)
+        reply = _introduced_reply(notice)
+    return reply or _without_clutter(segment, recipient, limits)
 
 
 def _introduced_reply(text: str) -> str:
@@ -164,10 +182,15 @@ def _introduced_reply(text: str) -> str:
     reply = reply[:paragraph_end] if paragraph_end > 0 else reply
     if reply.startswith("[") and reply.rstrip().endswith("]"):
         reply = reply.strip()[1:-1]
+    if reply.rstrip().endswith(")") and text[:start].rstrip().endswith("("):
+        # Sendmail-like notices put the whole reply in brackets: "(reason: 554 5.7.1 Blocked)".
+        reply = reply.rstrip()[:-1]
+    if phrase.endswith("'") and reply.rstrip().endswith("'"):
+        reply = reply.rstrip()[:-1]
     return reply.strip()
 
 
-def _without_clutter(segment: str, recipient: str) -> str:
+def _without_clutter(segment: str, recipient: str, limits: Limits) -> str:
     """Drop headings and lines that only repeat the address, and the address that leads."""
     kept = []
     for line in segment.split("\n"):
@@ -178,11 +201,14 @@ def _without_clutter(segment: str, recipient: str) -> str:
         if bare and all(word.lower() == recipient.lower() for word in bare.split()):
             continue
         kept.append(stripped)
-    text = squeeze("\n".join(kept))
+    text = squeeze("\n".join(kept), limits.max_diagnostic_length)
     if text.lower().startswith((recipient.lower(), "<" + recipient.lower())):
         text = text.lstrip("<")[len(recipient) :].lstrip("<> :")
     if text.startswith("[") and text.endswith("]"):
         text = text[1:-1]
+    if text.startswith("#") and text.endswith("##"):
+        # Exchange 2010 and later write a failure of their own as "#554 5.2.2 mailbox full; ##".
+        text = text[1:-2].strip()
     return text
 
 
@@ -226,25 +252,60 @@ def _unique(values) -> list[str]:
     return list(seen)
 
 
-def _segments(notice: str, recipients: list[str]) -> list[tuple[str, str]]:
+def _segments(notice: str, recipients: list[str], limits: Limits) -> list[tuple[str, str]]:
     """Pair each recipient with the notice text from its first mention to the next recipient's."""
-    lowered = notice.lower()
-    mentions = [lowered.find(recipient.lower()) for recipient in recipients]
+    diagnostic_length = limits.max_diagnostic_length
+    mentions = _first_mentions(notice.lower(), recipients, limits.max_notice_lookups)
     ordered = sorted(set(position for position in mentions if position >= 0))
 
     pairs = []
     for recipient, position in zip(recipients, mentions):
         if position < 0:
-            pairs.append((recipient, notice[:MAX_DIAGNOSTIC]))
+            pairs.append((recipient, notice[:diagnostic_length]))
             continue
         start = notice.rfind("\n", 0, position) + 1
         following = bisect.bisect_right(ordered, position)
         end = len(notice)
         if following < len(ordered):
             end = notice.rfind("\n", 0, ordered[following]) + 1
-        segment = notice[start:end] if end > start else notice[start:]
-        if len(squeeze(segment).replace(recipient, "").strip(" <>:.")) < 12:
+        if end <= start:
+            end = len(notice)
+
+        # Slices are cut before they are copied, so that a long tail after a list of thousands
+        # of recipients is not copied once per recipient.
+        segment = notice[start : min(end, start + diagnostic_length * 2)]
+        if len(squeeze(segment, diagnostic_length).replace(recipient, "").strip(" <>:.")) < 12:
             # The recipients are listed together and the reason follows the list.
-            segment = notice[(notice.rfind("\n", 0, ordered[-1]) + 1):]
-        pairs.append((recipient, segment[:MAX_DIAGNOSTIC * 2]))
+            list_end = notice.rfind("\n", 0, ordered[-1]) + 1
+            segment = notice[list_end : list_end + diagnostic_length * 2]
+        pairs.append((recipient, segment))
     return pairs
+
+
+def _first_mentions(lowered: str, recipients: list[str], max_lookups: int) -> list[int]:
+    """Return where each recipient is first mentioned in the lower-case notice, or -1.
+
+    One pass over the address-like words of the notice finds the mentions, so the cost grows
+    with the notice and not with notice times recipients. A recipient that the pass misses,
+    because its address is the tail of a longer word, is searched for directly. Each such search
+    scans the notice, so only the first `max_lookups` missed recipients are searched for.
+    """
+    listed = {recipient.lower() for recipient in recipients}
+    first: dict[str, int] = {}
+    for match in _MENTION.finditer(lowered):
+        word = match.group(0)
+        if word not in listed:
+            word = word.rstrip(".")
+        if word in listed and word not in first:
+            first[word] = match.start()
+
+    lookups = 0
+    mentions = []
+    for recipient in recipients:
+        address = recipient.lower()
+        position = first.get(address, -1)
+        if position < 0 and lookups < max_lookups:
+            lookups += 1
+            position = lowered.find(address)
+        mentions.append(position)
+    return mentions

@@ -24,11 +24,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from bouncewise.config import DEFAULT_LIMITS, Limits
+from bouncewise.decode.replies import drop_continuation_codes
 from bouncewise.smtp import find_reply_code, find_smtp_command
-
-# Lines of a notice read after a recipient's mention, and characters kept of one reply.
-_MAX_PARAGRAPH_LINES = 12
-_MAX_REPLY = 2000
 
 # A header field quoted in a notice ("To: kijitora@example.org"): a mention there explains nothing.
 _QUOTED_HEADER = re.compile(r"^\s{0,8}(?:to|cc|bcc|from|date|subject|message-id|reply-to|"
@@ -68,7 +66,8 @@ class NoticeReply:
     by_address: bool = False
 
 
-def reply_for(notice: str, addresses: list[str], diagnostic: str = "") -> NoticeReply:
+def reply_for(notice: str, addresses: list[str], diagnostic: str = "",
+              limits: Limits = DEFAULT_LIMITS) -> NoticeReply:
     """Return the reply the notice gives for the first of `addresses` it explains, or an empty one.
 
     `addresses` lists the final recipient first, then the original recipient. `diagnostic` is
@@ -78,21 +77,21 @@ def reply_for(notice: str, addresses: list[str], diagnostic: str = "") -> Notice
         return NoticeReply()
     lowered = [address.lower() for address in addresses if address]
 
-    found = sendmail_reply(notice, lowered, diagnostic)
+    found = sendmail_reply(notice, lowered, diagnostic, limits)
     if found.text:
         return found
     for address in lowered:
-        found = postfix_reply(notice, address)
+        found = postfix_reply(notice, address, limits)
         if found.text:
             return found
     for address in lowered:
-        found = nearby_reply(notice, address)
+        found = nearby_reply(notice, address, limits)
         if found.text:
             return found
     return NoticeReply()
 
 
-def postfix_reply(notice: str, address: str) -> NoticeReply:
+def postfix_reply(notice: str, address: str, limits: Limits = DEFAULT_LIMITS) -> NoticeReply:
     """Read the Postfix paragraph that starts with `<address>`."""
     lines = notice.split("\n")
     marker = "<" + address + ">"
@@ -100,17 +99,17 @@ def postfix_reply(notice: str, address: str) -> NoticeReply:
         if not line.lstrip().lower().startswith(marker):
             continue
         paragraph = [line.strip()]
-        for following in lines[index + 1 : index + _MAX_PARAGRAPH_LINES]:
+        for following in lines[index + 1 : index + limits.max_paragraph_lines]:
             if not following[:1].isspace() or not following.strip():
                 break
             paragraph.append(following.strip())
-        found = _postfix_explanation(" ".join(paragraph))
+        found = _postfix_explanation(" ".join(paragraph), limits.max_diagnostic_length)
         found.by_address = True
         return found
     return NoticeReply()
 
 
-def _postfix_explanation(paragraph: str) -> NoticeReply:
+def _postfix_explanation(paragraph: str, max_length: int) -> NoticeReply:
     # The explanation follows the address and an optional "(expanded from <...>)".
     head_end = paragraph.find(">: ")
     expanded = paragraph.find(">): ")
@@ -121,14 +120,14 @@ def _postfix_explanation(paragraph: str) -> NoticeReply:
     else:
         return NoticeReply()
 
-    reply = NoticeReply(text=text.strip()[:_MAX_REPLY])
+    reply = NoticeReply(text=text.strip()[:max_length])
     host = _POSTFIX_HOST.search(text)
     if host:
         reply.remote_mta = host.group(1)
     for separator in (" said: ", " refused to talk to me: "):
         position = text.find(separator)
         if position >= 0:
-            reply.text = text[position + len(separator) :].strip()[:_MAX_REPLY]
+            reply.text = text[position + len(separator) :].strip()[:max_length]
             reply.from_remote = True
             if "refused to talk" in separator:
                 reply.command = "CONN"
@@ -138,6 +137,8 @@ def _postfix_explanation(paragraph: str) -> NoticeReply:
     if command:
         reply.command = find_smtp_command("in reply to " + command.group(1))
         reply.text = reply.text[: command.start()].rstrip()
+    if reply.from_remote:
+        reply.text = drop_continuation_codes(reply.text)
     return reply
 
 
@@ -146,11 +147,13 @@ class _ServerReply:
     host: str
     command: str
     command_line: str
+    # Characters kept of the joined reply.
+    max_length: int
     lines: list[str] = field(default_factory=list)
 
     @property
     def text(self) -> str:
-        return " ".join(self.lines)[:_MAX_REPLY]
+        return drop_continuation_codes(" ".join(self.lines))[: self.max_length]
 
 
 def same_reply(first: str, second: str) -> bool:
@@ -160,12 +163,14 @@ def same_reply(first: str, second: str) -> bool:
     return bool(first and second) and (first.startswith(second) or second.startswith(first))
 
 
-def sendmail_reply(notice: str, addresses: list[str], diagnostic: str = "") -> NoticeReply:
+def sendmail_reply(notice: str, addresses: list[str], diagnostic: str = "",
+                   limits: Limits = DEFAULT_LIMITS) -> NoticeReply:
     """Read a Sendmail session transcript for the reply to one of `addresses`."""
     start = notice.lower().find("transcript of session follows")
     if start < 0:
         return NoticeReply()
-    replies, summaries = _read_transcript(notice[start:].split("\n")[1:])
+    max_length = limits.max_diagnostic_length
+    replies, summaries = _read_transcript(notice[start:].split("\n")[1:], max_length)
 
     chosen = next((reply for reply in replies if same_reply(reply.text, diagnostic)), None)
     if chosen is None:
@@ -178,24 +183,24 @@ def sendmail_reply(notice: str, addresses: list[str], diagnostic: str = "") -> N
 
     for line in summaries:
         if any(address in line.lower() for address in addresses):
-            return NoticeReply(text=line[:_MAX_REPLY])
+            return NoticeReply(text=line[:max_length])
 
     # A local recipient appears by its local part alone ("kijitora... Deferred: ...").
     local_parts = [address.partition("@")[0] + "..." for address in addresses]
     for line in summaries:
         if any(line.lower().lstrip("<").startswith(local) for local in local_parts):
-            return NoticeReply(text=line[:_MAX_REPLY])
+            return NoticeReply(text=line[:max_length])
 
     # A summary line with a reply code and no address is Sendmail's verdict on the whole
     # message, such as "451 4.0.0 Operating system error" from a local mailer.
     for line in summaries:
         if find_reply_code(line) and "@" not in line:
-            return NoticeReply(text=line[:_MAX_REPLY])
-    reason = _listed_reason(notice[:start], addresses)
+            return NoticeReply(text=line[:max_length])
+    reason = _listed_reason(notice[:start], addresses, max_length)
     return NoticeReply(text=reason)
 
 
-def _read_transcript(lines: list[str]) -> tuple[list[_ServerReply], list[str]]:
+def _read_transcript(lines: list[str], max_length: int) -> tuple[list[_ServerReply], list[str]]:
     replies: list[_ServerReply] = []
     summaries: list[str] = []
     host, command, command_line = "", "", ""
@@ -215,7 +220,7 @@ def _read_transcript(lines: list[str]) -> tuple[list[_ServerReply], list[str]]:
         elif stripped.startswith("<<<"):
             text = stripped[3:].strip()
             if current is None or not _continues(current):
-                current = _ServerReply(host, command, command_line)
+                current = _ServerReply(host, command, command_line, max_length)
                 replies.append(current)
             current.lines.append(text)
         elif stripped:
@@ -267,7 +272,7 @@ def _reply_to_recipient(replies: list[_ServerReply], addresses: list[str]) -> _S
     return None
 
 
-def _listed_reason(text: str, addresses: list[str]) -> str:
+def _listed_reason(text: str, addresses: list[str], max_length: int) -> str:
     """Return the "(reason: ...)" that Sendmail writes under an address in its failed list."""
     lines = text.split("\n")
     for index, line in enumerate(lines):
@@ -276,11 +281,11 @@ def _listed_reason(text: str, addresses: list[str]) -> str:
         for following in lines[index + 1 : index + 3]:
             stripped = following.strip()
             if stripped.lower().startswith("(reason:") and stripped.endswith(")"):
-                return stripped[8:-1].strip()[:_MAX_REPLY]
+                return stripped[8:-1].strip()[:max_length]
     return ""
 
 
-def nearby_reply(notice: str, address: str) -> NoticeReply:
+def nearby_reply(notice: str, address: str, limits: Limits = DEFAULT_LIMITS) -> NoticeReply:
     """Return the lines that explain a mention of `address`, skipping quoted header fields.
 
     A mention with nothing beside it is a list of failed recipients; the sentence above the
@@ -291,7 +296,7 @@ def nearby_reply(notice: str, address: str) -> NoticeReply:
         if address not in line.lower() or _QUOTED_HEADER.match(line):
             continue
         paragraph = []
-        for following in lines[index : index + _MAX_PARAGRAPH_LINES]:
+        for following in lines[index : index + limits.max_paragraph_lines]:
             if not following.strip():
                 if paragraph:
                     break
@@ -299,10 +304,10 @@ def nearby_reply(notice: str, address: str) -> NoticeReply:
             paragraph.append(following.strip())
         text = " ".join(paragraph)
         if len(text.lower().replace(address, "").strip(" <>:;,.\t")) >= 8:
-            return NoticeReply(text=text[:_MAX_REPLY], by_address=True)
+            return NoticeReply(text=text[: limits.max_diagnostic_length], by_address=True)
         above = _line_above(lines, index)
         if above:
-            return NoticeReply(text=above[:_MAX_REPLY])
+            return NoticeReply(text=above[: limits.max_diagnostic_length])
     return NoticeReply()
 
 

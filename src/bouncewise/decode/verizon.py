@@ -23,9 +23,6 @@ NAME = "verizon"
 _OPENING = "message could not be delivered to mobile"
 _ORIGINAL = "original message:"
 
-# Lines of the notice read at most.
-_MAX_LINES = 500
-
 
 def decode(message: Message) -> Report | None:
     """Decode a Verizon MMS gateway notice, or return None if the message is not one."""
@@ -37,7 +34,7 @@ def decode(message: Message) -> Report | None:
     error = ""
     in_original = False
     recipients: list[str] = []
-    for line in notice.split("\n")[:_MAX_LINES]:
+    for line in notice.split("\n")[: message.limits.max_short_notice_lines]:
         stripped = line.strip()
         if stripped.lower() == _ORIGINAL:
             in_original = True

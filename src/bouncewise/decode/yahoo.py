@@ -19,6 +19,7 @@ import re
 
 from bouncewise.decode.fields import RecipientFields, Report
 from bouncewise.decode.notice import notice_text
+from bouncewise.decode.replies import drop_continuation_codes
 from bouncewise.mail.headers import normalize_address
 from bouncewise.mail.message import Message
 from bouncewise.smtp import find_reply_code, find_smtp_command, find_status
@@ -35,9 +36,6 @@ _COLON_CODE = re.compile(r"^([245]\d\d):\s?")
 _TAG_COMMANDS = {"RCPT_TO": "RCPT", "MAIL_FROM": "MAIL", "DATA": "DATA", "CONNECT": "CONN",
                  "EHLO": "EHLO", "HELO": "HELO"}
 
-# Lines of reply text kept for one recipient.
-_MAX_REPLY_LINES = 20
-
 
 def decode(message: Message) -> Report | None:
     """Decode a Yahoo "Failure Notice", or return None if the message is not one."""
@@ -46,12 +44,12 @@ def decode(message: Message) -> Report | None:
         return None
 
     report = Report(decoded_by=NAME)
-    for recipient, reply_lines in _recipient_blocks(notice):
+    for recipient, reply_lines in _recipient_blocks(notice, message.limits.max_reply_lines):
         report.recipients.append(_recipient_fields(recipient, reply_lines))
     return report if report.recipients else None
 
 
-def _recipient_blocks(notice: str) -> list[tuple[str, list[str]]]:
+def _recipient_blocks(notice: str, max_reply_lines: int) -> list[tuple[str, list[str]]]:
     blocks: list[tuple[str, list[str]]] = []
     for line in notice.split("\n"):
         stripped = line.strip()
@@ -61,13 +59,13 @@ def _recipient_blocks(notice: str) -> list[tuple[str, list[str]]]:
             if match.group(2):
                 blocks[-1][1].append(match.group(2))
             continue
-        if blocks and stripped and len(blocks[-1][1]) < _MAX_REPLY_LINES:
+        if blocks and stripped and len(blocks[-1][1]) < max_reply_lines:
             blocks[-1][1].append(stripped)
     return blocks
 
 
 def _recipient_fields(recipient: str, reply_lines: list[str]) -> RecipientFields:
-    reply = " ".join(reply_lines)
+    reply = drop_continuation_codes(" ".join(reply_lines))
     if reply.lower().startswith(_REMOTE_SAID):
         reply = reply[len(_REMOTE_SAID):].strip()
 

@@ -143,7 +143,7 @@ def _reason(evidence: Evidence, status: str, from_field: bool, command: str) -> 
         # Filters also reply "user unknown", after DATA or at an unknown stage. So the words count
         # as such only in reply to RCPT TO or with an X.1.X address status.
         text_reason = "filtered"
-    if command == "MAIL" and (weak or text_reason in _MAIL_STAGE_REWRITES):
+    if command == "MAIL" and text_reason != "blocked" and (weak or text_reason in _MAIL_STAGE_REWRITES):
         # Refused at MAIL FROM, before any recipient was named: it is the sender that was refused.
         text_reason, weak = "rejected", False
     if command in _SESSION_COMMANDS and text_reason in _RECIPIENT_REASONS:

@@ -14,55 +14,79 @@ from bouncewise.config import Limits
 FIELD_NAME = re.compile(rb"[!-9;-~]{1,76}")
 
 
+# Header fields that list failed recipients. Their values may be as long as
+# `max_address_list_size`, because a bounce to a mailing list can name thousands of addresses.
+ADDRESS_LIST_FIELDS = frozenset(("x-failed-recipients",))
+
+
 def parse_header_block(head: bytes, limits: Limits) -> dict[str, list[str]]:
     """Parse header fields into lower-case names mapping to unfolded values, in order.
 
     Each line is cut to `max_line_length` bytes and each unfolded value to as many characters.
     Parsing stops once `max_header_size` bytes of lines were kept, so a header line megabytes
-    long costs one scan and does not hide the fields after it.
+    long costs one scan and does not hide the fields after it. Fields in `ADDRESS_LIST_FIELDS`
+    are cut instead to what remains of `max_address_list_size` over all of them, and their
+    bytes do not count against `max_header_size`.
     """
     fields: dict[str, list[str]] = {}
     name = ""
     value: list[bytes] = []
     value_size = 0
+    value_cap = limits.max_line_length
     kept_size = 0
+    address_list_size = 0
 
     def store() -> None:
         if name:
             text = b" ".join(value).decode("utf-8", "replace").strip()
-            fields.setdefault(name, []).append(text[: limits.max_line_length])
+            fields.setdefault(name, []).append(text[:value_cap])
 
-    for line in _clipped_lines(head, limits):
+    line_cap = max(limits.max_line_length, limits.max_address_list_size)
+    for line in _clipped_lines(head, line_cap):
         if kept_size >= limits.max_header_size:
             break
         if line[:1] in (b" ", b"\t"):
             # Continuation lines past the value's cap are dropped and do not count as kept.
-            if name and value_size < limits.max_line_length:
+            if name and value_size < value_cap:
+                if name in ADDRESS_LIST_FIELDS:
+                    line = line[: value_cap - value_size]
+                    address_list_size += len(line)
+                else:
+                    line = line[: limits.max_line_length]
+                    kept_size += len(line)
                 value.append(line.strip())
                 value_size += len(line)
-                kept_size += len(line)
             continue
-        kept_size += len(line)
+
         store()
         name = ""
         colon = line.find(b":")
         if colon <= 0 or not FIELD_NAME.fullmatch(line[:colon].rstrip()):
+            kept_size += min(len(line), limits.max_line_length)
             continue
         name = line[:colon].rstrip().decode("ascii").lower()
+        if name in ADDRESS_LIST_FIELDS:
+            value_cap = max(0, limits.max_address_list_size - address_list_size)
+            line = line[: colon + 1 + value_cap]
+            address_list_size += len(line)
+        else:
+            value_cap = limits.max_line_length
+            line = line[: limits.max_line_length]
+            kept_size += len(line)
         value = [line[colon + 1 :].strip()]
         value_size = len(value[0])
     store()
     return fields
 
 
-def _clipped_lines(head: bytes, limits: Limits) -> Iterator[bytes]:
-    """Yield the lines of `head`, each cut to `max_line_length` bytes."""
+def _clipped_lines(head: bytes, max_length: int) -> Iterator[bytes]:
+    """Yield the lines of `head`, each cut to `max_length` bytes."""
     position = 0
     while position < len(head):
         end = head.find(b"\n", position)
         if end < 0:
             end = len(head)
-        yield head[position : min(end, position + limits.max_line_length)]
+        yield head[position : min(end, position + max_length)]
         position = end + 1
 
 
