@@ -135,7 +135,8 @@ def _reason(evidence: Evidence, status: str, from_field: bool, command: str) -> 
     weak = strength == WEAK
     detail = status.partition(".")[2]
     code_reason = STATUS_REASONS.get(detail, "")
-    if not command and evidence.reply_names_recipient:
+    if command in ("", "MAIL") and evidence.reply_names_recipient:
+        # A reply that quotes the recipient answers RCPT TO, whatever stage the notice names.
         command = "RCPT"
 
     if (text_reason == "userunknown" and strength != DEFINITE and command != "RCPT"
@@ -184,6 +185,9 @@ def _fallback_reason(evidence: Evidence, status: str, command: str) -> str:
     """Return the reason when neither a phrase nor a specific status code decides."""
     if evidence.kind == "delay" or evidence.action == "delayed":
         return "expired"
+    if command in _SESSION_COMMANDS:
+        # Refused before any sender or recipient was named: only the client can be the cause.
+        return "blocked"
     detail = status.partition(".")[2]
     if detail in FALLBACK_STATUS_REASONS:
         return FALLBACK_STATUS_REASONS[detail]
@@ -194,7 +198,8 @@ def _fallback_reason(evidence: Evidence, status: str, command: str) -> str:
         return "mailererror"
     if command in _COMMAND_REASONS and (command != "RCPT" or status_class(status) == "5"):
         return _COMMAND_REASONS[command]
-    return "onhold" if status_class(status) == "4" else "undefined"
+    # A temporary failure that names no cause is most often trouble at the receiving system.
+    return "systemerror" if status_class(status) == "4" else "undefined"
 
 
 def _derived_status(reason: str, reply_code: str, kind: str) -> str:
