@@ -12,7 +12,7 @@ import re
 from bouncewise.config import DEFAULT_LIMITS, Limits
 from bouncewise.decode import rfc3464
 from bouncewise.decode.fields import FAILURE, RecipientFields, Report
-from bouncewise.decode.notice import is_marker, strip_html
+from bouncewise.decode.notice import split_original, strip_html
 from bouncewise.decode.replies import drop_continuation_codes
 from bouncewise.mail.headers import normalize_address
 from bouncewise.mail.message import Message, Part, clip_lines, decode_bytes
@@ -106,12 +106,7 @@ def _first_text_part(message: Message) -> Part | None:
 
 def cut_original(text: str) -> str:
     """Return `text` up to the line that introduces the returned message."""
-    position = 0
-    for line in text.split("\n"):
-        if is_marker(line):
-            return text[:position]
-        position += len(line) + 1
-    return text
+    return split_original(text)[0]
 
 
 def find_address(text: str, limits: Limits = DEFAULT_LIMITS) -> str:

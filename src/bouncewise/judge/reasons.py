@@ -148,6 +148,44 @@ SPECIFIC = "specific"
 WEAK = "weak"
 
 
+@dataclass(frozen=True, slots=True)
+class _Matcher:
+    """One table's phrases of one strength, prepared for matching.
+
+    The plain fragments are joined into one alternation of escaped literals, which the regular
+    expression engine scans in a single pass without backtracking; ordered tuples stay separate.
+    """
+
+    literals: re.Pattern[str] | None
+    sequences: tuple[tuple[str, ...], ...]
+
+    def matches(self, text: str) -> bool:
+        if self.literals is not None and self.literals.search(text):
+            return True
+        return any(phrase_matches(text, sequence) for sequence in self.sequences)
+
+
+def _matcher(phrases: tuple[Phrase, ...]) -> _Matcher:
+    literals = [phrase for phrase in phrases if isinstance(phrase, str)]
+    pattern = re.compile("|".join(re.escape(literal) for literal in literals)) if literals else None
+    return _Matcher(pattern, tuple(phrase for phrase in phrases if not isinstance(phrase, str)))
+
+
+@cache
+def _matchers(order: tuple[str, ...]) -> tuple[tuple[str, str, _Matcher], ...]:
+    """Return (strength, reason, matcher) in the order they are tried."""
+    tables = phrase_tables()
+    prepared = []
+    for strength, field_name in ((DEFINITE, "definite_phrases"), (SPECIFIC, "phrases"),
+                                 (WEAK, "weak_phrases")):
+        for reason in order:
+            table = tables.get(reason)
+            phrases = getattr(table, field_name) if table is not None else ()
+            if phrases:
+                prepared.append((strength, reason, _matcher(phrases)))
+    return tuple(prepared)
+
+
 def reason_from_text(text: str, order: tuple[str, ...] = TEXT_ORDER) -> tuple[str, str]:
     """Return the reason whose table matches normalized `text` and the strength of the match,
     or ("", "").
@@ -155,13 +193,7 @@ def reason_from_text(text: str, order: tuple[str, ...] = TEXT_ORDER) -> tuple[st
     Definite phrases of every table are tried first, in `order`, then specific ones, then weak
     ones (such as a bare "blocked" or "policy").
     """
-    tables = phrase_tables()
-    for strength in (DEFINITE, SPECIFIC, WEAK):
-        for reason in order:
-            table = tables.get(reason)
-            if table is None:
-                continue
-            for phrase in getattr(table, f"{strength}_phrases" if strength != SPECIFIC else "phrases"):
-                if phrase_matches(text, phrase):
-                    return reason, strength
+    for strength, reason, matcher in _matchers(order):
+        if matcher.matches(text):
+            return reason, strength
     return "", ""

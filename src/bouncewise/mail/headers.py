@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from functools import cache
 from email.header import decode_header, make_header
 from datetime import timezone
 from email.utils import getaddresses, parsedate_to_datetime
@@ -17,9 +18,46 @@ FIELD_NAME = re.compile(rb"[!-9;-~]{1,76}")
 # Header fields that list failed recipients. Their values may be as long as
 # `max_address_list_size`, because a bounce to a mailing list can name thousands of addresses.
 ADDRESS_LIST_FIELDS = frozenset(("x-failed-recipients",))
+_ADDRESS_LIST_FIELD = re.compile(
+    rb"^(?:" + rb"|".join(re.escape(name.encode()) for name in ADDRESS_LIST_FIELDS) + rb")[ \t]*:",
+    re.MULTILINE | re.IGNORECASE)
+
+
+# One header field with its continuation lines. Each repetition starts at a newline followed by
+# white space and "." stops at a newline, so the pattern cannot backtrack.
+_FIELD = re.compile(rb"^([!-9;-~]{1,76})[ \t]*:([^\n]*(?:\n[ \t][^\n]*)*)", re.MULTILINE)
+_FOLD = re.compile(rb"[ \t]*\n[ \t]+")
 
 
 def parse_header_block(head: bytes, limits: Limits) -> dict[str, list[str]]:
+    """Parse header fields into lower-case names mapping to unfolded values, in order.
+
+    Ordinary header blocks take a fast path with one regular expression; a block with an
+    over-long line, an address-list field or more than `max_header_size` bytes takes the
+    bounded line-by-line path, `parse_header_block_by_line`.
+    """
+    if (len(head) > limits.max_header_size or _has_long_line(head, limits.max_line_length)
+            or _ADDRESS_LIST_FIELD.search(head)):
+        return parse_header_block_by_line(head, limits)
+
+    fields: dict[str, list[str]] = {}
+    for match in _FIELD.finditer(head):
+        value = _FOLD.sub(b" ", match.group(2)).decode("utf-8", "replace").strip()
+        name = match.group(1).decode("ascii").lower()
+        fields.setdefault(name, []).append(value[: limits.max_line_length])
+    return fields
+
+
+def _has_long_line(head: bytes, max_length: int) -> bool:
+    return _long_line_pattern(max_length).search(head) is not None
+
+
+@cache
+def _long_line_pattern(max_length: int) -> re.Pattern[bytes]:
+    return re.compile(rb"[^\n]{%d}" % (max_length + 1))
+
+
+def parse_header_block_by_line(head: bytes, limits: Limits) -> dict[str, list[str]]:
     """Parse header fields into lower-case names mapping to unfolded values, in order.
 
     Each line is cut to `max_line_length` bytes and each unfolded value to as many characters.
