@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from functools import cache
 from email.header import decode_header, make_header
 from datetime import timezone
 from email.utils import getaddresses, parsedate_to_datetime
@@ -42,19 +41,17 @@ def parse_header_block(head: bytes, limits: Limits) -> dict[str, list[str]]:
 
     fields: dict[str, list[str]] = {}
     for match in _FIELD.finditer(head):
-        value = _FOLD.sub(b" ", match.group(2)).decode("utf-8", "replace").strip()
+        value = match.group(2)
+        if b"\n" in value:
+            value = _FOLD.sub(b" ", value)
+        value = value.decode("utf-8", "replace").strip()
         name = match.group(1).decode("ascii").lower()
         fields.setdefault(name, []).append(value[: limits.max_line_length])
     return fields
 
 
 def _has_long_line(head: bytes, max_length: int) -> bool:
-    return _long_line_pattern(max_length).search(head) is not None
-
-
-@cache
-def _long_line_pattern(max_length: int) -> re.Pattern[bytes]:
-    return re.compile(rb"[^\n]{%d}" % (max_length + 1))
+    return max(map(len, head.split(b"\n")), default=0) > max_length
 
 
 def parse_header_block_by_line(head: bytes, limits: Limits) -> dict[str, list[str]]:
