@@ -24,8 +24,8 @@ _ADDRESS_LIST_FIELD = re.compile(
 
 # One header field with its continuation lines. Each repetition starts at a newline followed by
 # white space and "." stops at a newline, so the pattern cannot backtrack.
-_FIELD = re.compile(rb"^([!-9;-~]{1,76})[ \t]*:([^\n]*(?:\n[ \t][^\n]*)*)", re.MULTILINE)
-_FOLD = re.compile(rb"[ \t]*\n[ \t]+")
+_FIELD = re.compile(r"^([!-9;-~]{1,76})[ \t]*:([^\n]*(?:\n[ \t][^\n]*)*)", re.MULTILINE)
+_FOLD = re.compile(r"[ \t]*\n[ \t]+")
 
 
 def parse_header_block(head: bytes, limits: Limits) -> dict[str, list[str]]:
@@ -40,13 +40,11 @@ def parse_header_block(head: bytes, limits: Limits) -> dict[str, list[str]]:
         return parse_header_block_by_line(head, limits)
 
     fields: dict[str, list[str]] = {}
-    for match in _FIELD.finditer(head):
-        value = match.group(2)
-        if b"\n" in value:
-            value = _FOLD.sub(b" ", value)
-        value = value.decode("utf-8", "replace").strip()
-        name = match.group(1).decode("ascii").lower()
-        fields.setdefault(name, []).append(value[: limits.max_line_length])
+    max_length = limits.max_line_length
+    for name, value in _FIELD.findall(head.decode("utf-8", "replace")):
+        if "\n" in value:
+            value = _FOLD.sub(" ", value)
+        fields.setdefault(name.lower(), []).append(value.strip()[:max_length])
     return fields
 
 
