@@ -81,7 +81,7 @@ def _statuses(message: Message) -> dict[str, tuple[str, bool]]:
     report = rfc3464.decode(message)
     if report is None:
         return {}
-    statuses = {}
+    statuses: dict[str, tuple[str, bool]] = {}
     for recipient in report.recipients:
         for address in (recipient.original_recipient, recipient.final_recipient):
             if address:

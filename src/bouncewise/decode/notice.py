@@ -6,6 +6,7 @@ and reading the returned message's headers for the sender, Message-ID, Subject a
 
 from __future__ import annotations
 
+from bouncewise.decode.fields import Report
 from bouncewise.mail.headers import addresses, decode_words, first_address, parse_date_utc
 from bouncewise.mail.message import Message, Part
 
@@ -84,7 +85,7 @@ def _notice_text(message: Message) -> str:
     return split_original(text)[0]
 
 
-def _notice_part(message: Message) -> Part | None:
+def _notice_part(message: Part) -> Part | None:
     if not message.content_type.startswith("multipart/"):
         return message if message.content_type in _NOTICE_TYPES else None
 
@@ -168,7 +169,7 @@ def reply_near(notice: str, address: str, max_lines: int = 8) -> str:
     if position < 0:
         return ""
     start = notice.rfind("\n", 0, position) + 1
-    lines = []
+    lines: list[str] = []
     for line in notice[start:].split("\n")[:max_lines]:
         if not line.strip() and lines:
             break
@@ -177,7 +178,7 @@ def reply_near(notice: str, address: str, max_lines: int = 8) -> str:
     return " ".join(lines)
 
 
-def original_part(message: Message) -> Part | None:
+def original_part(message: Part) -> Part | None:
     """Return the returned original message (or its headers) as a part, or None."""
     for part in message.walk():
         if part.content_type in _ORIGINAL_TYPES:
@@ -195,7 +196,7 @@ def original_part(message: Message) -> Part | None:
     return Part(returned.encode("utf-8", "replace"), message.limits, message.depth + 1)
 
 
-def fill_original(report, message: Message) -> None:
+def fill_original(report: Report, message: Part) -> None:
     """Copy the original message's sender, Message-ID, Subject and Date into `report`."""
     original = original_part(message)
     if original is None:

@@ -217,9 +217,9 @@ def _failed_recipients(message: Message, notice: str, excluded: set[str]) -> lis
     if header:
         return _unique(normalize_address(value) for value in header.split(",") if "@" in value)
 
-    at_line_start = []
-    in_brackets = []
-    anywhere = []
+    at_line_start: list[str] = []
+    in_brackets: list[str] = []
+    anywhere: list[str] = []
     for line in notice.split("\n"):
         if line.lower().startswith(_SKIPPED_HEADERS):
             continue
@@ -227,13 +227,13 @@ def _failed_recipients(message: Message, notice: str, excluded: set[str]) -> lis
         if match:
             at_line_start.append(normalize_address(match.group(1)))
         in_brackets.extend(normalize_address(found) for found in _ANGLE_ADDRESS.findall(line))
-        found = find_address(line)
-        if found:
-            anywhere.append(found)
+        address = find_address(line)
+        if address:
+            anywhere.append(address)
     for candidates in (at_line_start, in_brackets, anywhere):
-        found = [address for address in _unique(candidates) if _is_recipient(address, excluded)]
-        if found:
-            return found
+        recipients = [address for address in _unique(candidates) if _is_recipient(address, excluded)]
+        if recipients:
+            return recipients
     return []
 
 

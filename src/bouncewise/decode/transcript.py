@@ -295,7 +295,7 @@ def nearby_reply(notice: str, address: str, limits: Limits = DEFAULT_LIMITS) -> 
     for index, line in enumerate(lines):
         if address not in line.lower() or _QUOTED_HEADER.match(line):
             continue
-        paragraph = []
+        paragraph: list[str] = []
         for following in lines[index : index + limits.max_paragraph_lines]:
             if not following.strip():
                 if paragraph:
