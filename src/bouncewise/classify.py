@@ -80,7 +80,7 @@ def classify_bytes(data: bytes, source: str = "", limits: Limits = DEFAULT_LIMIT
         evidence = _evidence(fields)
         verdict = verdicts.get(evidence)
         if verdict is None:
-            verdict = verdicts[evidence] = judge(evidence)
+            verdict = verdicts[evidence] = judge(evidence, limits)
         results.append(_result(Result, source, report, fields, verdict))
     return results
 
@@ -96,6 +96,7 @@ def _evidence(fields: RecipientFields) -> Evidence:
         diagnostic_type=fields.diagnostic_type,
         status_from_field=fields.status_from_field,
         reply_names_recipient=_names_recipient(fields),
+        from_report=True,
     )
 
 
@@ -175,10 +176,11 @@ def iter_classify(paths: Iterable[str], limits: Limits = DEFAULT_LIMITS) -> Iter
 def explain(reply: str, limits: Limits = DEFAULT_LIMITS) -> Verdict:
     """Classify a bare SMTP reply as it appears in a log, such as "550 5.7.1 ... spam".
 
-    Only the first `limits.max_scan_text` characters of `reply` are read.
+    Codes are read from the first `limits.max_scan_text` characters of `reply`, and phrases
+    are matched against the first `limits.max_phrase_text`.
     """
     text = reply[: limits.max_scan_text]
-    verdict = judge(Evidence(diagnostic=text))
+    verdict = judge(Evidence(diagnostic=text), limits)
     if not verdict.reply_code and not find_status(text):
         # A line without a reply code or a status code gives no class to derive a status from.
         verdict = replace(verdict, status="")

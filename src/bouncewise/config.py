@@ -29,6 +29,9 @@ class Limits:
     # Characters of decoded notice text that the decoders and the phrase tables scan.
     max_scan_text: int = 256 * 1024
 
+    # Characters of one recipient's reply text that the phrase tables are matched against.
+    max_phrase_text: int = 4096
+
     # Recipients reported for one message; a bounce that lists more is cut here.
     max_recipients: int = 10_000
 

@@ -11,7 +11,8 @@ import re
 # An enhanced status code such as 5.7.1 or 4.4.7, not part of an IP address or a version number.
 _STATUS = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d]|\.\d)")
 
-# A three-digit reply code where a reply starts: line start, or after a colon, bracket or quote.
+# A three-digit reply code where a reply starts: at line start, or after white space, a colon,
+# a bracket or a quote.
 # The second digit is 0 to 5 (RFC 5321 section 4.2.1).
 _REPLY_CODE = re.compile(r"(?:^|[\s:(\[\"'])([245][0-5][0-9])(?=[ -]|$)", re.MULTILINE)
 
@@ -43,11 +44,14 @@ def find_reply_code(text: str) -> str:
     return first
 
 
+# The command after "after", "in reply to" and the like. Command names must be upper case, as
+# MTAs write them, so that English such as "for mail delivery" or "during data migration" is not
+# read as a command; the phrases for the end of DATA and the greeting may be in any case.
 _COMMAND_PATTERN = re.compile(
-    r"\b(?:after|in reply to|response to|during|for)\s+(?:the\s+)?(?:end of\s+)?(?:final\s+)?"
-    r"(CONN\w*|EHLO|HELO|STARTTLS|AUTH|MAIL(?:\s+FROM)?|RCPT(?:\s+TO)?|DATA|BDAT|QUIT|"
-    r"end of data|initial connection|greeting|banner)",
-    re.IGNORECASE,
+    r"(?i:\b(?:after|in reply to|response to|during)\s+(?:the\s+)?(?:pipelined\s+)?"
+    r"(?:end of\s+)?(?:final\s+)?)"
+    r"(CONNECT|EHLO|HELO|STARTTLS|AUTH|MAIL(?:\s+FROM)?|RCPT(?:\s+TO)?|DATA|BDAT|QUIT|"
+    r"(?i:end of data|initial connection|greeting|banner))\b"
 )
 
 _COMMAND_NAMES = {
@@ -70,7 +74,7 @@ def find_smtp_command(text: str) -> str:
     if not match:
         return _transcript_command(text)
     word = " ".join(match.group(1).lower().split())
-    if word.startswith("conn"):
+    if word == "connect":
         return "CONN"
     return _COMMAND_NAMES.get(word, "")
 

@@ -119,3 +119,66 @@ def test_status_derived_when_absent():
 def test_every_verdict_has_advice():
     for reply, _ in REPLIES:
         assert explain(reply).advice
+
+
+# Replies that once came out wrong because a phrase or a rule was too general.
+NARROWED = [
+    ("550 5.7.1 Our system does not accept mail from senders listed on Spamhaus", "blocked"),
+    ("554 5.7.1 Message moved to quarantine by policy", "policyviolation"),
+    ("550 5.7.1 Requested action not taken: mailbox unavailable. Your IP 203.0.113.5 is listed on "
+     "zen.spamhaus.org", "blocked"),
+    ("550 5.1.1 Recipient not listed in directory", "userunknown"),
+    ("550 5.1.2 Unresolvable domain name", "hostunknown"),
+    ("451 4.7.1 Greylisted, please try again in 5 minutes", "systemerror"),
+    ("451 4.3.0 Virus scanner temporarily unavailable", "systemerror"),
+    ("550 5.4.5 Daily sending quota exceeded", "speeding"),
+    ("550 5.7.1 Rejected, see https://www.spamhaus.org/query/ip/203.0.113.5", "blocked"),
+    ("250 2.0.0 Ok: queued as 4F2A1", "delivered"),
+]
+
+
+@pytest.mark.parametrize(("reply", "reason"), NARROWED)
+def test_explain_narrowed_phrase(reply, reason):
+    assert explain(reply).reason == reason
+
+
+def test_english_for_mail_is_no_command():
+    verdict = explain("550 5.1.1 <bob@example.com>: Recipient address rejected: no such user for "
+                      "mail domain example.com")
+    assert verdict.smtp_command == ""
+    assert verdict.reason == "userunknown"
+
+
+def test_bare_user_unknown_keeps_reason():
+    assert explain("550 No such user here").reason == "userunknown"
+
+
+def test_temporary_unknown_user_not_hard():
+    verdict = explain("450 4.1.1 <b@example.org>: Recipient address rejected: User unknown")
+    assert verdict.reason == "userunknown"
+    assert verdict.hard_bounce is False
+
+
+def test_temporary_unknown_domain_without_status():
+    verdict = explain("451 Domain not found")
+    assert verdict.reason == "networkerror"
+    assert verdict.hard_bounce is False
+
+
+def test_weak_spam_word_outweighs_address_code():
+    from bouncewise.judge import Evidence, judge
+
+    verdict = judge(Evidence(status="5.1.1", status_from_field=True, from_report=True,
+                             diagnostic="550 5.1.1 Message refused: spam"))
+    assert verdict.reason == "spamdetected"
+    assert verdict.hard_bounce is False
+
+
+def test_final_notice_after_4xx_is_hard():
+    from bouncewise.judge import Evidence, judge
+
+    verdict = judge(Evidence(status="4.1.1", from_report=True, kind="failure", action="failed",
+                             diagnostic="450 4.1.1 <b@example.org>: Recipient address rejected: "
+                                        "User unknown (in reply to RCPT TO command)"))
+    assert verdict.reason == "userunknown"
+    assert verdict.hard_bounce is True

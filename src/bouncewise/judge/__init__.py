@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
+from bouncewise.config import DEFAULT_LIMITS, Limits
 from bouncewise.judge.categories import category_of, is_hard_bounce
 from bouncewise.judge.codes import DERIVED_STATUS, FALLBACK_STATUS_REASONS, STATUS_REASONS
 from bouncewise.judge.reasons import (DEFINITE, WEAK, normalize_text, reason_from_provider_code,
@@ -27,8 +28,10 @@ _KIND_REASONS = {"feedback": "feedback", "auto-reply": "vacation", "delivered": 
 _CODE_OVER_TEXT = frozenset(("2.2", "2.3", "3.4", "7.20", "7.21", "7.22", "7.23", "7.24", "7.25",
                              "7.26", "7.27"))
 
-# Reasons whose evidence outweighs even a DSN's specific Status field: a refusal that names spam
-# or a virus must never be reported as a dead address, whatever code came with it.
+# Reasons whose specific phrases outweigh even a DSN's specific Status field, such as a
+# blocklist named beside 5.1.1. Spam and virus refusals win even with a weak phrase (a bare
+# "spam"), so that they are never reported as a dead address whatever code came with them.
+_EVIDENCE_OVER_ANY_CODE = frozenset(("spamdetected", "virusdetected"))
 _TEXT_OVER_ANY_CODE = frozenset(("spamdetected", "virusdetected", "blocked", "speeding",
                                  "toomanyconn"))
 
@@ -72,6 +75,8 @@ class Evidence:
     status_from_field: bool = False
     # True where the reply quotes the recipient's address, as servers do in reply to RCPT TO.
     reply_names_recipient: bool = False
+    # True for fields read from a bounce, False for a bare reply line such as `explain` reads.
+    from_report: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,21 +92,27 @@ class Verdict:
     advice: str
 
 
-def judge(evidence: Evidence) -> Verdict:
-    """Decide the reason, category and hard-bounce flag for one recipient's failure."""
+def judge(evidence: Evidence, limits: Limits = DEFAULT_LIMITS) -> Verdict:
+    """Decide the reason, category and hard-bounce flag for one recipient's failure.
+
+    Phrases are matched against the first `limits.max_phrase_text` characters of the diagnostic.
+    """
     status, from_field = _status(evidence)
     reply_code = evidence.reply_code or find_reply_code(evidence.diagnostic)
     command = evidence.smtp_command or find_smtp_command(evidence.diagnostic)
 
-    reason = _reason(evidence, status, from_field, command)
+    reason = _reason(evidence, status, from_field, command, limits.max_phrase_text)
 
     if not status:
         status = _derived_status(reason, reply_code, evidence.kind)
-    permanent = (status_class(status) or status_class(reply_code)) == "5"
+    # A final failure notice after a server kept answering 4xx is as permanent as a 5xx: the
+    # sending server retried until it gave up. A bare 4xx reply line or a delay notice is not.
+    final_notice = evidence.from_report and evidence.kind == "failure" and not _is_delay(evidence)
+    permanent_code = (status_class(status) or status_class(reply_code)) == "5"
     return Verdict(
         reason=reason,
         category=category_of(reason),
-        hard_bounce=is_hard_bounce(reason, permanent),
+        hard_bounce=is_hard_bounce(reason, permanent_code, final_notice),
         status=status,
         reply_code=reply_code,
         smtp_command=command,
@@ -122,11 +133,16 @@ def _status(evidence: Evidence) -> tuple[str, bool]:
     return in_text or evidence.status, False
 
 
-def _reason(evidence: Evidence, status: str, from_field: bool, command: str) -> str:
+def _reason(evidence: Evidence, status: str, from_field: bool, command: str,
+            max_phrase_text: int) -> str:
     if evidence.kind in _KIND_REASONS:
         return _KIND_REASONS[evidence.kind]
+    if status_class(status) == "2" or (not status and status_class(find_reply_code(
+            evidence.diagnostic)) == "2"):
+        # A success reply, as a log line of a delivered message carries.
+        return "delivered"
 
-    text = normalize_text(evidence.diagnostic)
+    text = normalize_text(evidence.diagnostic, max_phrase_text)
     provider_reason = reason_from_provider_code(text)
     if provider_reason:
         text_reason, strength = provider_reason, DEFINITE
@@ -140,9 +156,10 @@ def _reason(evidence: Evidence, status: str, from_field: bool, command: str) -> 
         command = "RCPT"
 
     if (text_reason == "userunknown" and strength != DEFINITE and command != "RCPT"
-            and not detail.startswith("1.")):
-        # Filters also reply "user unknown", after DATA or at an unknown stage. So the words count
-        # as such only in reply to RCPT TO or with an X.1.X address status.
+            and not detail.startswith("1.") and (command or evidence.from_report)):
+        # Filters also reply "user unknown", after DATA or at a stage the bounce leaves unsaid.
+        # So in a bounce the words count as such only in reply to RCPT TO or with an X.1.X
+        # status; a bare reply line, which never names its stage, keeps them.
         text_reason = "filtered"
     if command == "MAIL" and text_reason != "blocked" and (weak or text_reason in _MAIL_STAGE_REWRITES):
         # Refused at MAIL FROM, before any recipient was named: it is the sender that was refused.
@@ -159,7 +176,7 @@ def _reason(evidence: Evidence, status: str, from_field: bool, command: str) -> 
     elif code_reason == "filtered" and text_reason and text_reason != "userunknown":
         # Servers send X.2.0 and X.2.1 for many mailbox states, and the text names the state.
         reason = text_reason
-    elif code_reason and strength != DEFINITE and not (text_reason in _TEXT_OVER_ANY_CODE and not weak) and (
+    elif code_reason and strength != DEFINITE and not _outweighs_code(text_reason, weak) and (
             from_field or detail in _CODE_OVER_TEXT):
         reason = code_reason
     elif text_reason:
@@ -169,9 +186,18 @@ def _reason(evidence: Evidence, status: str, from_field: bool, command: str) -> 
     else:
         reason = _fallback_reason(evidence, status, command)
 
-    if status_class(status) == "4":
+    temporary = (status_class(status) or status_class(evidence.reply_code)
+                 or status_class(find_reply_code(evidence.diagnostic))) == "4"
+    if temporary:
         reason = _TEMPORARY_REASONS.get(reason, reason)
     return reason
+
+
+def _outweighs_code(text_reason: str, weak: bool) -> bool:
+    """Return True if the text's reason wins over any status code that came with it."""
+    if text_reason in _EVIDENCE_OVER_ANY_CODE:
+        return True
+    return text_reason in _TEXT_OVER_ANY_CODE and not weak
 
 
 def _is_local_program_error(evidence: Evidence) -> bool:

@@ -40,10 +40,11 @@ CATEGORIES: dict[str, str] = {
     "undefined": "unknown",
 }
 
-# Reasons that mean the address is bad and mail to it should stop. `notaccept` counts only for
-# a permanent (5xx) refusal, because a temporary one may clear.
+# Reasons that mean the address is bad and mail to it should stop, when the refusal is permanent
+# or the sending server gave up after retrying. `notaccept` counts only with a 5xx code, because
+# a "no mail exchanger" answer seen only as 4xx may be a passing DNS failure.
 HARD_REASONS = frozenset(("userunknown", "hostunknown", "hasmoved"))
-HARD_WHEN_PERMANENT = frozenset(("notaccept",))
+HARD_WITH_PERMANENT_CODE = frozenset(("notaccept",))
 
 
 def category_of(reason: str) -> str:
@@ -51,6 +52,12 @@ def category_of(reason: str) -> str:
     return CATEGORIES.get(reason, "unknown")
 
 
-def is_hard_bounce(reason: str, permanent: bool) -> bool:
-    """Return True if the reason means the address itself is bad."""
-    return reason in HARD_REASONS or (permanent and reason in HARD_WHEN_PERMANENT)
+def is_hard_bounce(reason: str, permanent_code: bool, final_notice: bool) -> bool:
+    """Return True if the reason means the address itself is bad and the refusal is final.
+
+    A temporary refusal may clear on a retry, so it is a hard bounce only in a final failure
+    notice, after the sending server stopped retrying.
+    """
+    if reason in HARD_WITH_PERMANENT_CODE:
+        return permanent_code
+    return reason in HARD_REASONS and (permanent_code or final_notice)

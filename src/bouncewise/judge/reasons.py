@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
+from bouncewise.config import DEFAULT_LIMITS
+
 # The order in which phrase tables are tried: specific causes before general ones, so that
 # "550 5.7.1 Message rejected as spam by Content Filtering" is spam before it is a filter, and a
 # blocklisted IP is blocked before it is a generic policy refusal.
@@ -45,9 +47,11 @@ TEXT_ORDER = (
     "expired",
 )
 
-# Mail addresses and URLs are removed before matching: a recipient called "userunknown@..." or a
-# link to a help page about spam is no evidence of a reason.
-_ADDRESS = re.compile(r"[^\s<>()\[\]\"',;:]{1,64}@[^\s<>()\[\]\"',;:]{1,255}|https?://[^\s<>\"']{1,2000}")
+# Mail addresses and the paths of URLs are removed before matching: a recipient called
+# "userunknown@..." or a help page under /spam/ is no evidence of a reason. A URL's host name
+# stays, because a link to a blocklist's lookup page names the list.
+_ADDRESS = re.compile(r"[^\s<>()\[\]\"',;:]{1,64}@[^\s<>()\[\]\"',;:]{1,255}")
+_URL = re.compile(r"https?://([^\s<>\"'/?#]{1,255})[^\s<>\"']{0,2000}")
 
 
 Phrase = str | tuple[str, ...]
@@ -92,9 +96,13 @@ def _phrases(entries: list) -> tuple[Phrase, ...]:
 _REPLY_PREFIX = re.compile(r"(?<![\w.#-])[245]\d\d[ -](?:#?[245]\.\d{1,3}\.\d{1,3}\s)?")
 
 
-def normalize_text(text: str, max_length: int = 4096) -> str:
-    """Lower-case, remove mail addresses and reply codes, collapse white space, within `max_length`."""
-    text = _ADDRESS.sub(" ", text[: max_length * 2])
+def normalize_text(text: str, max_length: int = DEFAULT_LIMITS.max_phrase_text) -> str:
+    """Lower-case, remove mail addresses, URL paths and reply codes, and collapse white space.
+
+    Reads at most twice `max_length` characters of `text` and returns at most `max_length`.
+    """
+    text = _URL.sub(r" \1 ", text[: max_length * 2])
+    text = _ADDRESS.sub(" ", text)
     text = _REPLY_PREFIX.sub(" ", text)
     return " ".join(text.lower().split())[:max_length]
 
@@ -152,8 +160,9 @@ WEAK = "weak"
 class _Matcher:
     """One table's phrases of one strength, prepared for matching.
 
-    The plain fragments are joined into one alternation of escaped literals, which the regular
-    expression engine scans in a single pass without backtracking; ordered tuples stay separate.
+    The plain fragments are joined into one alternation of escaped literals, so one call of the
+    regular expression engine tries them all; ordered tuples stay separate. An alternation of
+    literals cannot backtrack catastrophically, and the text is bounded by `max_phrase_text`.
     """
 
     literals: re.Pattern[str] | None
