@@ -45,8 +45,8 @@ def find_reply_code(text: str) -> str:
 
 
 # The command after "after", "in reply to" and the like. Command names must be upper case, as
-# MTAs write them, so that English such as "for mail delivery" or "during data migration" is not
-# read as a command; the phrases for the end of DATA and the greeting may be in any case.
+# MTAs write them, so that English such as "during data migration" is not read as a command.
+# The phrases for the end of DATA and for the greeting may be in any case.
 _COMMAND_PATTERN = re.compile(
     r"(?i:\b(?:after|in reply to|response to|during)\s+(?:the\s+)?(?:pipelined\s+)?"
     r"(?:end of\s+)?(?:final\s+)?)"

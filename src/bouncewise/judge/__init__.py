@@ -159,7 +159,7 @@ def _reason(evidence: Evidence, status: str, from_field: bool, command: str,
             and not detail.startswith("1.") and (command or evidence.from_report)):
         # Filters also reply "user unknown", after DATA or at a stage the bounce leaves unsaid.
         # So in a bounce the words count as such only in reply to RCPT TO or with an X.1.X
-        # status; a bare reply line, which never names its stage, keeps them.
+        # status. A bare reply line never names its stage, so there the words keep their reason.
         text_reason = "filtered"
     if command == "MAIL" and text_reason != "blocked" and (weak or text_reason in _MAIL_STAGE_REWRITES):
         # Refused at MAIL FROM, before any recipient was named: it is the sender that was refused.

@@ -161,7 +161,7 @@ class _Matcher:
     """One table's phrases of one strength, prepared for matching.
 
     The plain fragments are joined into one alternation of escaped literals, so one call of the
-    regular expression engine tries them all; ordered tuples stay separate. An alternation of
+    regular expression engine tries them all. Ordered tuples stay separate. An alternation of
     literals cannot backtrack catastrophically, and the text is bounded by `max_phrase_text`.
     """
 
