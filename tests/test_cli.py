@@ -18,7 +18,7 @@ from bouncewise.result import FIELD_NAMES
 EXPECTED_FIELDS = ("source", "recipient", "status", "reply_code", "reason", "category",
                    "hard_bounce", "action", "diagnostic", "diagnostic_type", "remote_mta",
                    "reporting_mta", "smtp_command", "sender", "original_message_id", "subject",
-                   "timestamp", "feedback_type", "decoded_by", "advice")
+                   "timestamp", "feedback_type", "decoded_by", "advice", "truncated")
 
 # What the shipped examples must come out as: source suffix -> (recipient, reason).
 EXAMPLE_REASONS = {

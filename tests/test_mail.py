@@ -200,3 +200,37 @@ def test_mbox_with_bare_cr_line_endings(tmp_path):
     items = _items(mbox)
     assert [item.source for item in items] == [f"{mbox}#1", f"{mbox}#2"]
     assert items[1].data == b"Subject: two\n\nbody\n"
+
+
+def test_classify_rejects_other_types():
+    import pytest
+
+    from bouncewise import classify
+
+    with pytest.raises(TypeError):
+        classify(5)
+
+
+def test_classify_missing_path_named():
+    import pytest
+
+    from bouncewise import UnreadableInput, classify
+
+    with pytest.raises(UnreadableInput, match="no file is named"):
+        classify("/nonexistent/bounce.eml")
+
+
+def test_classify_message_with_8bit_text():
+    import email
+
+    from bouncewise import classify
+
+    message = email.message_from_string(
+        "From: a@example.org\nContent-Type: text/plain; charset=utf-8\n\nhé\n")
+    assert classify(message) == []
+
+
+def test_classify_lone_surrogate():
+    from bouncewise import classify
+
+    assert classify("From: a@example.org\n\n\ud800") == []

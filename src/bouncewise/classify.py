@@ -33,8 +33,9 @@ def classify(message: MessageInput, source: str = "", limits: Limits = DEFAULT_L
     """Classify one message; return one `Result` per recipient, or [] for a message that is no report.
 
     `message` may be the raw bytes, a str, an `email.message.Message`, or a path to a file
-    holding one message. Raises `UnreadableInput` for an empty or non-mail input, and OSError
-    for a path that cannot be read.
+    holding one message (an `os.PathLike`, or a str that names an existing file). Raises
+    `UnreadableInput` for an empty or non-mail input, OSError for a path that cannot be read,
+    and TypeError for any other type.
     """
     if isinstance(message, os.PathLike) or (isinstance(message, str) and _looks_like_path(message)):
         path = os.fspath(message)
@@ -44,20 +45,35 @@ def classify(message: MessageInput, source: str = "", limits: Limits = DEFAULT_L
     elif isinstance(message, email.message.Message):
         data = _message_bytes(message)
     elif isinstance(message, str):
-        data = message.encode("utf-8", "surrogateescape")
-    else:
+        if "\n" not in message and ":" not in message and message.strip():
+            # One line with no header field: most likely a path to a file that is not there.
+            raise UnreadableInput(f"not a mail message, and no file is named {message[:200]!r}")
+        # "surrogatepass" also keeps lone surrogates that did not come from undecodable bytes.
+        data = message.encode("utf-8", "surrogatepass")
+    elif isinstance(message, (bytes, bytearray, memoryview)):
         data = bytes(message)
+    else:
+        raise TypeError(f"cannot classify a {type(message).__name__}: pass bytes, str, "
+                        f"an email.message.Message or a path")
     return classify_bytes(data, source, limits)
 
 
 def _looks_like_path(text: str) -> bool:
+    """Return True for a str that names an existing file rather than holding a message."""
     return "\n" not in text and len(text) < 4096 and os.path.isfile(text)
 
 
 def _message_bytes(message: email.message.Message) -> bytes:
     try:
         return message.as_bytes()
-    except (ValueError, LookupError, UnicodeError, TypeError) as error:
+    except UnicodeError:
+        # The default compat32 policy cannot write 8-bit text as bytes; as a str it can, and
+        # UTF-8 is what the text part declares in nearly every such message.
+        try:
+            return message.as_string().encode("utf-8", "surrogateescape")
+        except (ValueError, LookupError, UnicodeError, TypeError) as error:
+            raise UnreadableInput(f"the email.message.Message cannot be serialised: {error}") from error
+    except (ValueError, LookupError, TypeError) as error:
         raise UnreadableInput(f"the email.message.Message cannot be serialised: {error}") from error
 
 
@@ -131,6 +147,7 @@ def _result(result_type, source: str, report: Report, fields: RecipientFields, v
         feedback_type=fields.feedback_type,
         decoded_by=report.decoded_by,
         advice=verdict.advice,
+        truncated=report.truncated,
     )
 
 

@@ -34,6 +34,8 @@ class Result:
     feedback_type: str = ""
     decoded_by: str = ""
     advice: str = ""
+    # True where the message was longer than `max_message_size` and only its start was read.
+    truncated: bool = False
 
     def to_dict(self) -> dict[str, str | bool]:
         """Return the fields as a plain dict, in declaration order."""
@@ -73,6 +75,7 @@ def to_csv(results: Iterable[Result]) -> Iterator[str]:
         row = result.to_dict()
         # Written as in the JSON formats, not as Python's True and False.
         row["hard_bounce"] = "true" if result.hard_bounce else "false"
+        row["truncated"] = "true" if result.truncated else "false"
         writer.writerow(row)
         yield _drain(buffer)
 
