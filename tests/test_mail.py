@@ -234,3 +234,22 @@ def test_classify_lone_surrogate():
     from bouncewise import classify
 
     assert classify("From: a@example.org\n\n\ud800") == []
+
+
+def test_folder_skips_named_pipe(tmp_path):
+    import os
+
+    from bouncewise.mail.sources import iter_items
+
+    (tmp_path / "a.eml").write_bytes(b"From: a@example.org\n\nhello\n")
+    os.mkfifo(tmp_path / "b.fifo")
+    items = list(iter_items([str(tmp_path)]))
+    assert [item.source.rsplit("/", 1)[1] for item in items] == ["a.eml", "b.fifo"]
+    assert items[1].error == "not a regular file, skipped"
+
+
+def test_iter_classify_single_path(tmp_path):
+    from bouncewise import iter_classify
+
+    (tmp_path / "a.eml").write_bytes(b"From: a@example.org\n\nhello\n")
+    assert list(iter_classify(str(tmp_path))) == []

@@ -180,8 +180,12 @@ def _one_line(text: str, max_length: int = 200) -> str:
     return " ".join(text.split())[:max_length]
 
 
-def iter_classify(paths: Iterable[str], limits: Limits = DEFAULT_LIMITS) -> Iterator:
-    """Classify every message under `paths`, in order, yielding `Result`s and `Failure`s."""
+def iter_classify(paths: Iterable[str] | str | os.PathLike,
+                  limits: Limits = DEFAULT_LIMITS) -> Iterator:
+    """Classify every message under `paths`, in order, yielding `Result`s and `Failure`s.
+
+    `paths` is a list of paths, or a single path.
+    """
     for item in iter_items(paths, limits):
         outcome = classify_item(item, limits)
         if isinstance(outcome, Failure):

@@ -45,7 +45,7 @@ class Result:
 FIELD_NAMES = tuple(field.name for field in fields(Result))
 
 # Columns of the terminal table, with their widths; the full record is in the other formats.
-TABLE_COLUMNS = (("source", 36), ("recipient", 32), ("status", 7), ("reply_code", 10),
+TABLE_COLUMNS = (("source", 40), ("recipient", 32), ("status", 7), ("reply_code", 10),
                  ("reason", 15), ("category", 19), ("hard_bounce", 11))
 
 

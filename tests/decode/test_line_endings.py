@@ -42,7 +42,8 @@ def corpus_copies() -> list[Path]:
     return copies
 
 
-@pytest.mark.skipif(not corpus_copies(), reason=f"shared corpus not found at {CORPUS}")
+@pytest.mark.skipif(not corpus_copies(), reason=f"shared corpus not found at {CORPUS}: "
+                           "these tests need the labelled corpus beside the clone")
 def test_corpus_line_endings():
     differing = []
     for copy in corpus_copies():

@@ -27,10 +27,16 @@ class Item:
     error: str = ""
 
 
-def iter_items(paths: Iterable[str], limits: Limits = DEFAULT_LIMITS) -> Iterator[Item]:
-    """Yield the messages of every path in order; unreadable paths yield an `Item` with an error."""
+def iter_items(paths: Iterable[str] | str | os.PathLike,
+               limits: Limits = DEFAULT_LIMITS) -> Iterator[Item]:
+    """Yield the messages of every path in order; unreadable paths yield an `Item` with an error.
+
+    A single str or path-like object counts as one path, not as a sequence of characters.
+    """
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
     for path in paths:
-        yield from _items_of(path, limits)
+        yield from _items_of(os.fspath(path), limits)
 
 
 def _items_of(path: str, limits: Limits) -> Iterator[Item]:
@@ -68,7 +74,12 @@ def _items_of_folder(path: str, limits: Limits) -> Iterator[Item]:
             for name in sorted(files):
                 if name.startswith("."):
                     continue
-                yield from _items_of(os.path.join(folder, name), limits)
+                file_path = os.path.join(folder, name)
+                if not os.path.isfile(file_path):
+                    # A named pipe, socket or device inside a folder would block or never end.
+                    yield Item(file_path, error="not a regular file, skipped")
+                    continue
+                yield from _items_of(file_path, limits)
 
 
 def _items_of_stream(stream: BinaryIO, source: str, limits: Limits) -> Iterator[Item]:
