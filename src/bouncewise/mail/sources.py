@@ -42,11 +42,14 @@ def iter_items(paths: Iterable[str] | str | os.PathLike,
 def _items_of(path: str, limits: Limits) -> Iterator[Item]:
     if path == "-":
         yield from _items_of_stream(sys.stdin.buffer, "-", limits)
-        return
+    elif os.path.isdir(path):
+        yield from _items_of_folder(path, limits)
+    else:
+        yield from _items_of_file(path, limits)
+
+
+def _items_of_file(path: str, limits: Limits) -> Iterator[Item]:
     try:
-        if os.path.isdir(path):
-            yield from _items_of_folder(path, limits)
-            return
         with open(path, "rb") as stream:
             yield from _items_of_stream(stream, path, limits)
     except FileNotFoundError:
@@ -79,7 +82,7 @@ def _items_of_folder(path: str, limits: Limits) -> Iterator[Item]:
                     # A named pipe, socket or device inside a folder would block or never end.
                     yield Item(file_path, error="not a regular file, skipped")
                     continue
-                yield from _items_of(file_path, limits)
+                yield from _items_of_file(file_path, limits)
 
 
 def _items_of_stream(stream: BinaryIO, source: str, limits: Limits) -> Iterator[Item]:
@@ -103,8 +106,25 @@ def _items_of_stream(stream: BinaryIO, source: str, limits: Limits) -> Iterator[
         return
 
     # A message over the size limit is cut; the reader marks it truncated.
-    data = first + stream.read(limits.max_message_size + 1 - len(first))
-    yield Item(source, data)
+    yield Item(source, first + _read_up_to(stream, limits.max_message_size + 1 - len(first)))
+
+
+# Bytes asked of a stream at once. `read(n)` allocates n bytes before it reads, so asking for
+# the whole size limit costs a large allocation for every small file.
+_READ_CHUNK = 256 * 1024
+
+
+def _read_up_to(stream: BinaryIO, size: int) -> bytes:
+    """Read at most `size` bytes, in chunks."""
+    chunks = []
+    remaining = size
+    while remaining > 0:
+        chunk = stream.read(min(_READ_CHUNK, remaining))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(chunks)
 
 
 class _BareCrReader(io.RawIOBase):
