@@ -211,8 +211,9 @@ def _fallback_reason(evidence: Evidence, status: str, command: str) -> str:
     """Return the reason when neither a phrase nor a specific status code decides."""
     if evidence.kind == "delay" or evidence.action == "delayed":
         return "expired"
-    if command in _SESSION_COMMANDS:
+    if command in _SESSION_COMMANDS and status_class(status) != "4":
         # Refused before any sender or recipient was named: only the client can be the cause.
+        # A temporary refusal there, retried until the sender gave up, falls to the code below.
         return "blocked"
     detail = status.partition(".")[2]
     if detail in FALLBACK_STATUS_REASONS:
