@@ -180,7 +180,7 @@ def _one_line(text: str, max_length: int = 200) -> str:
     return " ".join(text.split())[:max_length]
 
 
-def iter_classify(paths: Iterable[str] | str | os.PathLike,
+def iter_classify(paths: Iterable[str | os.PathLike] | str | os.PathLike,
                   limits: Limits = DEFAULT_LIMITS) -> Iterator:
     """Classify every message under `paths`, in order, yielding `Result`s and `Failure`s.
 

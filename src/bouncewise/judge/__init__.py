@@ -14,8 +14,8 @@ from importlib import resources
 from bouncewise.config import DEFAULT_LIMITS, Limits
 from bouncewise.judge.categories import category_of, is_hard_bounce
 from bouncewise.judge.codes import DERIVED_STATUS, FALLBACK_STATUS_REASONS, STATUS_REASONS
-from bouncewise.judge.reasons import (DEFINITE, WEAK, normalize_text, reason_from_provider_code,
-                                      reason_from_text)
+from bouncewise.judge.reasons import (DEFINITE, SPECIFIC, WEAK, normalize_text,
+                                      reason_from_provider_code, reason_from_text)
 from bouncewise.smtp import find_reply_code, find_smtp_command, find_status, status_class
 
 __all__ = ["Evidence", "Verdict", "judge", "advice_for"]
@@ -133,6 +133,19 @@ def _status(evidence: Evidence) -> tuple[str, bool]:
     return in_text or evidence.status, False
 
 
+@dataclass(frozen=True, slots=True)
+class _TextReading:
+    """What the reply text says, after weighing the SMTP stage it came at."""
+
+    reason: str
+    strength: str
+    command: str
+
+    @property
+    def weak(self) -> bool:
+        return self.strength == WEAK
+
+
 def _reason(evidence: Evidence, status: str, from_field: bool, command: str,
             max_phrase_text: int) -> str:
     if evidence.kind in _KIND_REASONS:
@@ -142,15 +155,28 @@ def _reason(evidence: Evidence, status: str, from_field: bool, command: str,
         # A success reply, as a log line of a delivered message carries.
         return "delivered"
 
+    detail = status.partition(".")[2]
+    reading = _read_text(evidence, detail, command, max_phrase_text)
+    reason = _combine(evidence, reading, detail, from_field)
+    if not reason:
+        reason = _fallback_reason(evidence, status, reading.command)
+
+    temporary = (status_class(status) or status_class(evidence.reply_code)
+                 or status_class(find_reply_code(evidence.diagnostic))) == "4"
+    if temporary:
+        reason = _TEMPORARY_REASONS.get(reason, reason)
+    return reason
+
+
+def _read_text(evidence: Evidence, detail: str, command: str, max_phrase_text: int) -> _TextReading:
+    """Read a reason from the reply text, then correct it by the SMTP stage of the refusal."""
     text = normalize_text(evidence.diagnostic, max_phrase_text)
     provider_reason = reason_from_provider_code(text)
     if provider_reason:
         text_reason, strength = provider_reason, DEFINITE
     else:
         text_reason, strength = reason_from_text(text)
-    weak = strength == WEAK
-    detail = status.partition(".")[2]
-    code_reason = STATUS_REASONS.get(detail, "")
+
     if command in ("", "MAIL") and evidence.reply_names_recipient:
         # A reply that quotes the recipient answers RCPT TO, whatever stage the notice names.
         command = "RCPT"
@@ -161,36 +187,34 @@ def _reason(evidence: Evidence, status: str, from_field: bool, command: str,
         # So in a bounce the words count as such only in reply to RCPT TO or with an X.1.X
         # status. A bare reply line never names its stage, so there the words keep their reason.
         text_reason = "filtered"
-    if command == "MAIL" and text_reason != "blocked" and (weak or text_reason in _MAIL_STAGE_REWRITES):
+    if command == "MAIL" and text_reason != "blocked" and (
+            strength == WEAK or text_reason in _MAIL_STAGE_REWRITES):
         # Refused at MAIL FROM, before any recipient was named: it is the sender that was refused.
-        text_reason, weak = "rejected", False
+        text_reason, strength = "rejected", SPECIFIC
     if command in _SESSION_COMMANDS and text_reason in _RECIPIENT_REASONS:
         # Refused before any recipient was named: the words cannot be about the recipient, so
         # it is the connecting client that was refused.
-        text_reason, weak = "blocked", False
+        text_reason, strength = "blocked", SPECIFIC
+    return _TextReading(text_reason, strength, command)
 
-    if _is_local_program_error(evidence) and (weak or text_reason in _LOCAL_PROGRAM_REASONS):
+
+def _combine(evidence: Evidence, reading: _TextReading, detail: str, from_field: bool) -> str:
+    """Weigh the text's reason against the status code's; return "" if neither names one."""
+    code_reason = STATUS_REASONS.get(detail, "")
+
+    if _is_local_program_error(evidence) and (reading.weak
+                                              or reading.reason in _LOCAL_PROGRAM_REASONS):
         # A local delivery program's own words ("No such user", "Permission denied") describe
         # its failure, not the address.
-        reason = "mailererror"
-    elif code_reason == "filtered" and text_reason and text_reason != "userunknown":
+        return "mailererror"
+    if code_reason == "filtered" and reading.reason and reading.reason != "userunknown":
         # Servers send X.2.0 and X.2.1 for many mailbox states, and the text names the state.
-        reason = text_reason
-    elif code_reason and strength != DEFINITE and not _outweighs_code(text_reason, weak) and (
-            from_field or detail in _CODE_OVER_TEXT):
-        reason = code_reason
-    elif text_reason:
-        reason = text_reason
-    elif code_reason:
-        reason = code_reason
-    else:
-        reason = _fallback_reason(evidence, status, command)
-
-    temporary = (status_class(status) or status_class(evidence.reply_code)
-                 or status_class(find_reply_code(evidence.diagnostic))) == "4"
-    if temporary:
-        reason = _TEMPORARY_REASONS.get(reason, reason)
-    return reason
+        return reading.reason
+    code_decides = from_field or detail in _CODE_OVER_TEXT
+    if (code_reason and code_decides and reading.strength != DEFINITE
+            and not _outweighs_code(reading.reason, reading.weak)):
+        return code_reason
+    return reading.reason or code_reason
 
 
 def _outweighs_code(text_reason: str, weak: bool) -> bool:

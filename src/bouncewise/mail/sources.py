@@ -27,15 +27,14 @@ class Item:
     error: str = ""
 
 
-def iter_items(paths: Iterable[str] | str | os.PathLike,
+def iter_items(paths: Iterable[str | os.PathLike] | str | os.PathLike,
                limits: Limits = DEFAULT_LIMITS) -> Iterator[Item]:
     """Yield the messages of every path in order; unreadable paths yield an `Item` with an error.
 
     A single str or path-like object counts as one path, not as a sequence of characters.
     """
-    if isinstance(paths, (str, os.PathLike)):
-        paths = [paths]
-    for path in paths:
+    path_list = [paths] if isinstance(paths, (str, os.PathLike)) else paths
+    for path in path_list:
         yield from _items_of(os.fspath(path), limits)
 
 
