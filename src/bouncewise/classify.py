@@ -67,8 +67,8 @@ def _message_bytes(message: email.message.Message) -> bytes:
     try:
         return message.as_bytes()
     except UnicodeError:
-        # The default compat32 policy cannot write 8-bit text as bytes; as a str it can, and
-        # UTF-8 is what the text part declares in nearly every such message.
+        # The default compat32 policy cannot write 8-bit text as bytes, but it can as a str. Such
+        # a message nearly always declares UTF-8 for its text, so the str is encoded as UTF-8.
         try:
             return message.as_string().encode("utf-8", "surrogateescape")
         except (ValueError, LookupError, UnicodeError, TypeError) as error:

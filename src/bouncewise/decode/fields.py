@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-# What kind of report a recipient row comes from; the judge maps these to reasons.
+# Kinds of report a recipient row can come from. The judge maps each kind to its reasons.
 FAILURE = "failure"
 DELAY = "delay"
 DELIVERED = "delivered"

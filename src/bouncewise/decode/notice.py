@@ -113,8 +113,8 @@ def split_original(text: str) -> tuple[str, str]:
 def _first_marker_line(text: str) -> int:
     """Return the offset of the first marker line in `text`, or -1.
 
-    Each marker fragment is searched for in the whole text rather than line by line, which
-    costs far less on long notices; a line found is then checked as a whole by `is_marker`.
+    Each marker fragment is searched for in the whole text rather than line by line, because
+    that costs far less on long notices. A line found is then checked as a whole by `is_marker`.
     """
     lowered = text.lower()
     if len(lowered) != len(text):

@@ -135,7 +135,7 @@ def _status(evidence: Evidence) -> tuple[str, bool]:
 
 @dataclass(frozen=True, slots=True)
 class _TextReading:
-    """What the reply text says, after weighing the SMTP stage it came at."""
+    """The reason read from the reply text, corrected by the SMTP stage of the refusal."""
 
     reason: str
     strength: str

@@ -31,7 +31,7 @@ _FOLD = re.compile(r"[ \t]*\n[ \t]+")
 def parse_header_block(head: bytes, limits: Limits) -> dict[str, list[str]]:
     """Parse header fields into lower-case names mapping to unfolded values, in order.
 
-    Ordinary header blocks take a fast path with one regular expression; a block with an
+    Ordinary header blocks take a fast path with one regular expression. A block with an
     over-long line, an address-list field or more than `max_header_size` bytes takes the
     bounded line-by-line path, `parse_header_block_by_line`.
     """
