@@ -253,3 +253,18 @@ def test_iter_classify_single_path(tmp_path):
 
     (tmp_path / "a.eml").write_bytes(b"From: a@example.org\n\nhello\n")
     assert list(iter_classify(str(tmp_path))) == []
+
+
+def test_broken_encoded_words_kept_as_written():
+    from bouncewise.mail.headers import decode_words
+
+    assert decode_words("=?utf-8?b?////?=") == "=?utf-8?b?////?="
+    assert decode_words("=?utf\u00ed8?q?x?=") == "=?utf\u00ed8?q?x?="
+
+
+def test_classify_broken_encoded_subject():
+    from bouncewise import classify
+
+    bounce = (b"From: MAILER-DAEMON@example.org\nTo: a@example.net\n"
+              b"Subject: =?utf-8?b?QQ?= Undelivered\nAuto-Submitted: auto-replied\n\nhello\n")
+    assert isinstance(classify(bounce), list)

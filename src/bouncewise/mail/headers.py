@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from email.errors import MessageError
 from email.header import decode_header, make_header
 from datetime import timezone
 from email.utils import getaddresses, parsedate_to_datetime
@@ -144,7 +145,9 @@ def decode_words(value: str) -> str:
         return value
     try:
         return str(make_header(decode_header(value)))
-    except (ValueError, LookupError, UnicodeError, AssertionError):
+    except (ValueError, LookupError, UnicodeError, AssertionError, MessageError):
+        # MessageError covers HeaderParseError (broken base64) and CharsetError (a charset name
+        # that is not ASCII).
         return value
 
 
