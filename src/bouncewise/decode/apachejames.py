@@ -20,10 +20,10 @@ parameter, so the part cannot be split and its raw body is read instead.
 
 from __future__ import annotations
 
-from bouncewise.decode.fields import FAILURE, RecipientFields, Report
+from bouncewise.decode.fields import Report
+from bouncewise.decode.plain import build_recipient
 from bouncewise.mail.headers import first_address
 from bouncewise.mail.message import Message, decode_bytes
-from bouncewise.smtp import find_reply_code, find_smtp_command, find_status
 
 NAME = "apachejames"
 
@@ -46,7 +46,7 @@ def decode(message: Message) -> Report | None:
         if line.lower().startswith(_RCPT):
             recipient = first_address(line[len(_RCPT):])
             if recipient:
-                report.recipients.append(_fields(recipient, reply))
+                report.recipients.append(build_recipient(recipient, reply))
     return report if report.recipients else None
 
 
@@ -74,16 +74,3 @@ def _reply(lines: list[str]) -> str:
         elif reading:
             reply.append(line)
     return " ".join(reply)
-
-
-def _fields(recipient: str, reply: str) -> RecipientFields:
-    return RecipientFields(
-        final_recipient=recipient,
-        action="failed",
-        status=find_status(reply),
-        reply_code=find_reply_code(reply),
-        diagnostic_code=reply,
-        diagnostic_type="SMTP" if find_reply_code(reply) else "",
-        smtp_command=find_smtp_command(reply),
-        kind=FAILURE,
-    )

@@ -26,9 +26,9 @@ import re
 
 from bouncewise.decode.fields import RecipientFields, Report
 from bouncewise.decode.notice import notice_text
+from bouncewise.decode.plain import build_recipient
 from bouncewise.mail.headers import normalize_address
 from bouncewise.mail.message import Message
-from bouncewise.smtp import find_reply_code, find_smtp_command, find_status
 
 NAME = "ezweb"
 
@@ -84,13 +84,4 @@ def _recipient_fields(recipient: str, following: list[str], prose: str) -> Recip
         else:
             replies.append(line[3:].strip())
 
-    diagnostic = " ".join(replies) or prose
-    return RecipientFields(
-        final_recipient=recipient,
-        action="failed",
-        status=find_status(diagnostic),
-        reply_code=find_reply_code(diagnostic),
-        diagnostic_code=diagnostic,
-        diagnostic_type="SMTP" if replies else "",
-        smtp_command=command or find_smtp_command(diagnostic),
-    )
+    return build_recipient(recipient, " ".join(replies) or prose, smtp_command=command)

@@ -22,8 +22,8 @@ from __future__ import annotations
 import bisect
 import re
 
-from bouncewise.config import DEFAULT_LIMITS, Limits
-from bouncewise.decode.fields import FAILURE, RecipientFields, Report
+from bouncewise.config import Limits
+from bouncewise.decode.fields import RecipientFields, Report
 from bouncewise.decode.plain import (build_recipient, find_address, find_command, find_remote_mta,
                                      notice_body, squeeze)
 from bouncewise.mail.headers import addresses, decode_words, normalize_address
@@ -127,13 +127,6 @@ def _before_mbox_copy(notice: str) -> str:
         previous = line
         position += len(line) + 1
     return notice
-
-
-def recipient_from_text(recipient: str, diagnostic: str, kind: str = FAILURE,
-                        limits: Limits = DEFAULT_LIMITS) -> RecipientFields:
-    """Build a recipient record from an address and the notice text that explains it."""
-    return build_recipient(recipient, diagnostic, remote_mta=find_remote_mta(diagnostic),
-                           kind=kind, limits=limits)
 
 
 def _recipient(recipient: str, segment: str, notice: str, limits: Limits) -> RecipientFields:
