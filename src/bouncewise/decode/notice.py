@@ -76,23 +76,28 @@ def notice_text(message: Message) -> str:
 
 
 def _notice_text(message: Message) -> str:
-    part = _notice_part(message)
+    part = notice_part(message)
     if part is None:
         return ""
     text = part.text()
-    if part.content_type == "text/html":
+    if part.content_type.startswith("text/html"):
         text = strip_html(text)
     return split_original(text)[0]
 
 
-def _notice_part(message: Part) -> Part | None:
+def notice_part(message: Part) -> Part | None:
+    """Return the first text part outside any returned message, or None.
+
+    A type is matched by its start, so that `text/plain` is found even where its parameters are
+    malformed, as in `Content-Type: text/plain charset="iso-2022-jp"`.
+    """
     if not message.content_type.startswith("multipart/"):
-        return message if message.content_type in _NOTICE_TYPES else None
+        return message if message.content_type.startswith("text/") else None
 
     stack = list(reversed(message.children()))
     while stack:
         part = stack.pop()
-        if part.content_type in _NOTICE_TYPES:
+        if part.content_type.startswith(_NOTICE_TYPES):
             return part
         if part.content_type.startswith("multipart/"):
             stack.extend(reversed(part.children()))
@@ -188,7 +193,7 @@ def original_part(message: Part) -> Part | None:
 
     body = message.text() if not message.content_type.startswith("multipart/") else ""
     if not body:
-        notice = _notice_part(message)
+        notice = notice_part(message)
         body = notice.text() if notice is not None else ""
     returned = split_original(body)[1].lstrip("\n")
     if not returned:

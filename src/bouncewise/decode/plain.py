@@ -12,7 +12,7 @@ import re
 from bouncewise.config import DEFAULT_LIMITS, Limits
 from bouncewise.decode import rfc3464
 from bouncewise.decode.fields import FAILURE, RecipientFields, Report
-from bouncewise.decode.notice import split_original, strip_html
+from bouncewise.decode.notice import notice_part, notice_text, split_original, strip_html
 from bouncewise.decode.replies import drop_continuation_codes
 from bouncewise.mail.headers import normalize_address
 from bouncewise.mail.message import Message, Part, clip_lines, decode_bytes
@@ -46,13 +46,10 @@ _COMMAND_NAMES = {"rcpt": "RCPT", "mail": "MAIL", "data": "DATA", "end": "DATA",
 
 
 def notice_body(message: Message, max_length: int = 0) -> str:
-    """Return the notice: the first text part outside a returned message, cut at the marker.
-
-    Unlike `notice.notice_text`, this accepts a `text/plain` type whose parameters are malformed,
-    as in `Content-Type: text/plain charset="iso-2022-jp"`. The text is cut to `max_scan_text`
-    characters, or to `max_length` where that is larger.
-    """
-    max_length = max(max_length, message.limits.max_scan_text)
+    """Return the notice as `notice.notice_text` does, but read up to `max_length` characters
+    where that is larger than `max_scan_text`, for notices that list many recipients."""
+    if max_length <= message.limits.max_scan_text:
+        return notice_text(message)
     key = f"notice_body:{max_length}"
     cache = getattr(message, "cache", None)
     if cache is None:
@@ -63,7 +60,7 @@ def notice_body(message: Message, max_length: int = 0) -> str:
 
 
 def _notice_body(message: Message, max_length: int) -> str:
-    part = _first_text_part(message)
+    part = notice_part(message)
     if part is None:
         return ""
     text = _part_text(part, max_length)
@@ -88,20 +85,6 @@ def _part_text(part: Part, max_length: int) -> str:
         text = text[:max_length]
         text = text[: text.rfind("\n") + 1] or text
     return clip_lines(text, part.limits.max_line_length)
-
-
-def _first_text_part(message: Message) -> Part | None:
-    if not message.content_type.startswith("multipart/"):
-        return message if message.content_type.startswith("text/") else None
-
-    stack = list(reversed(message.children()))
-    while stack:
-        part = stack.pop()
-        if part.content_type.startswith(("text/plain", "text/html")):
-            return part
-        if part.content_type.startswith("multipart/"):
-            stack.extend(reversed(part.children()))
-    return None
 
 
 def cut_original(text: str) -> str:
