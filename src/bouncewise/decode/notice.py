@@ -165,24 +165,6 @@ def strip_html(text: str) -> str:
     return html.unescape("".join(pieces))
 
 
-def reply_near(notice: str, address: str, max_lines: int = 8) -> str:
-    """Return the lines of `notice` that follow a mention of `address`, up to a blank line."""
-    if not notice or not address:
-        return ""
-    lowered = notice.lower()
-    position = lowered.find(address.lower())
-    if position < 0:
-        return ""
-    start = notice.rfind("\n", 0, position) + 1
-    lines: list[str] = []
-    for line in notice[start:].split("\n")[:max_lines]:
-        if not line.strip() and lines:
-            break
-        if line.strip():
-            lines.append(line.strip())
-    return " ".join(lines)
-
-
 def original_part(message: Part) -> Part | None:
     """Return the returned original message (or its headers) as a part, or None."""
     for part in message.walk():
