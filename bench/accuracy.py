@@ -3,7 +3,7 @@
 Usage: python bench/accuracy.py [FOLDER] [--labels labels.json] [--show-misses] [--match TEXT]
                                  [--peer sisimai]
 
-FOLDER holds one message per file and a `labels.json` beside it (or named with --labels) that
+FOLDER contains one message per file and a `labels.json` beside it (or named with --labels) that
 maps each file name to the expected rows, as in the shared corpus. A label status of the form
 4.0.9NN or 5.0.9NN is a placeholder for "no explicit status", so only its class digit is compared.
 

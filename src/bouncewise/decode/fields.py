@@ -1,4 +1,4 @@
-"""The records a decoder fills: what a bounce says, per recipient, with no judgement added."""
+"""The records a decoder fills: the facts a bounce states, per recipient, with no judgement added."""
 
 from __future__ import annotations
 

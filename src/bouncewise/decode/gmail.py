@@ -14,7 +14,7 @@ The notice lists the recipients indented on lines of their own, then explains th
     550 5.1.1 <kijitora@example.org>... No such user
 
 Quirks: Gmail often repeats the reply code ("550 550 5.7.1 ...") and appends its own client
-state as "(state 14)", which tells the SMTP command that was refused. A warning says "has been
+state as "(state 14)", which names the SMTP command that was refused. A warning says "has been
 delayed" and "temporary failure" and is a delay, not a failure. Where the remote server never
 answered, the only explanation is Gmail's own sentence and the socket errors in brackets.
 """

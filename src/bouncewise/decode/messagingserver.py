@@ -109,7 +109,7 @@ def _recipient_fields(block: dict[str, str],
     recipient = _recipient_address(block)
     diagnostic = _typed_value(block.get("diagnostic", ""))
     if not diagnostic:
-        # No remote reply, such as a message that waited too long: the MTA's reason stands in.
+        # No remote reply, such as a message that waited too long: the MTA's reason is used instead.
         diagnostic = block.get("reason", "")
 
     remote = _typed_value(block.get("remote", ""))
