@@ -2,7 +2,7 @@
 plain-text notices that SES and WorkMail mail back.
 
 An SNS notification mails one JSON object, either bare or wrapped in an SNS envelope whose
-"Message" field holds the SES object as a string:
+"Message" field contains the SES object as a string:
 
     {"notificationType": "Bounce", "bounce": {"bouncedRecipients": [
         {"emailAddress": "kijitora@example.org", "action": "failed", "status": "5.1.1",

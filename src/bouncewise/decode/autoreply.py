@@ -1,7 +1,7 @@
 """Automatic replies (RFC 3834): out-of-office and vacation notices from any mail system.
 
 These are not failures, but a sender counting replies must not mistake them for bounces. A
-message counts as one when it says so in its headers (`Auto-Submitted: auto-replied`,
+message counts as one when its headers mark it so (`Auto-Submitted: auto-replied`,
 `X-Autoreply`, `Precedence: auto_reply`) or in the usual subject words, such as
 "Automatic reply: ..." or "Out of Office: ...". The recipient is the person who is away: the
 sender of the reply.

@@ -14,7 +14,7 @@ The notice repeats the headers of the returned message, then gives one block per
 A delivery-status part usually follows, and its Status field is read where it exists.
 
 Quirks: the recipient address can be a source route such as "@mx.example.org:user@host", where
-the "Original address" line holds the real one. Remote system values carry the TCP connection
+the "Original address" line contains the real one. Remote system values carry the TCP connection
 and the server's greeting after the host name. A message that waited too long has no diagnostic
 code, and its Reason line is the diagnostic. Old PMDF
 reports lose their MIME boundaries, so the blocks are read from the text, not the parts.
