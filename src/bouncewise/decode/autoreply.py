@@ -2,7 +2,7 @@
 
 These are not failures, but a sender counting replies must not mistake them for bounces. A
 message counts as one when its headers mark it so (`Auto-Submitted: auto-replied`,
-`X-Autoreply`, `Precedence: auto_reply`) or in the usual subject words, such as
+`X-Autoreply`, `Precedence: auto_reply`) or its subject opens with the usual words, such as
 "Automatic reply: ..." or "Out of Office: ...". The recipient is the person who is away: the
 sender of the reply.
 """
