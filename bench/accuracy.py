@@ -29,8 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bouncewise import classify
-from bouncewise.classify import UnreadableInput
+from bouncewise.classify import Failure, iter_classify
 
 FIELDS = ("reason", "recipient", "status", "reply_code", "hard_bounce")
 # Result field -> key of the same value in a label row.
@@ -165,11 +164,9 @@ def labelled_names(folder: Path, labels: dict[str, list[dict]], match: str = "")
 
 
 def classify_with_bouncewise(path: Path, name: str) -> list:
-    """Return bouncewise's results for one file, or no result if the file cannot be read."""
-    try:
-        return classify(path, source=name)
-    except UnreadableInput:
-        return []
+    """Return bouncewise's results for one file, read as the command reads it: a file that is an
+    mbox gives the results of each of its messages. A file that cannot be read gives none."""
+    return [outcome for outcome in iter_classify(path) if not isinstance(outcome, Failure)]
 
 
 def measure(folder: Path, labels: dict[str, list[dict]], match: str = "",

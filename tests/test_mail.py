@@ -147,6 +147,17 @@ def test_mbox_split_and_unquote(tmp_path):
     assert items[1].data.endswith(b"body\nFrom inside\n")
 
 
+def test_mbox_envelope_without_blank_line(tmp_path):
+    # Some delivery programs append the next message right after the last line of the previous
+    # one. A full envelope line still starts a message; prose that begins with "From " does not.
+    mbox = tmp_path / "joined"
+    mbox.write_bytes(b"From a@example.org  Thu Jul  2 12:05:05 2020\nSubject: one\n\nbody\nFrom the desk\n"
+                     b"From b@example.org Thu Jul  2 12:06:00 2020\nSubject: two\n\nbody\n")
+    items = list(iter_items([str(mbox)]))
+    assert [item.source for item in items] == [f"{mbox}#1", f"{mbox}#2"]
+    assert items[0].data.endswith(b"From the desk\n")
+
+
 def test_mbox_long_line_is_not_split(tmp_path):
     mbox = tmp_path / "box"
     long_line = b"x" * (DEFAULT_LIMITS.max_line_length - 1) + b"\n" + b"y" * 100

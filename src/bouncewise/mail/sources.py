@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -159,8 +160,16 @@ def _first_line(stream: BinaryIO, limits: Limits) -> tuple[bytes, int]:
     return line, skipped
 
 
+# A full envelope line, "From sender Thu Jul  2 12:05:05 2020": some programs that append to an
+# mbox leave no empty line before it, and body text almost never takes this exact shape.
+_ENVELOPE_LINE = re.compile(
+    rb"From \S{1,512} {1,4}(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) (?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep"
+    rb"|Oct|Nov|Dec) {1,2}\d{1,2} \d\d:\d\d(?::\d\d)? ")
+
+
 def _mbox_messages(first: bytes, stream: BinaryIO, source: str, limits: Limits) -> Iterator[Item]:
-    """Split an mbox file at "From " lines that follow an empty line, one message at a time.
+    """Split an mbox file at "From " lines that follow an empty line or have the full envelope
+    shape, one message at a time.
 
     Lines are read in pieces of at most `max_line_length` bytes, so a piece may be the middle of
     a long line. Only a piece that starts a line can be a separator or a quoted ">From ".
@@ -173,7 +182,8 @@ def _mbox_messages(first: bytes, stream: BinaryIO, source: str, limits: Limits) 
     line = first
 
     while line:
-        if at_line_start and previous_blank and line.startswith(b"From "):
+        if at_line_start and line.startswith(b"From ") and (previous_blank
+                                                             or _ENVELOPE_LINE.match(line)):
             if number:
                 yield Item(f"{source}#{number}", b"".join(chunks))
             number += 1
