@@ -103,6 +103,15 @@ def explain_command(replies: tuple[str, ...], output_format: str | None) -> None
     _write(_render_explained(rows, output_format))
 
 
+def _register_gate() -> None:
+    # The gate's command lives in its own module so that `classify` does not import aiosmtpd.
+    from bouncewise.cli.gate import gate_command
+    main.add_command(gate_command)
+
+
+_register_gate()
+
+
 def _stdin_lines(max_length: int) -> Iterator[str]:
     """Yield the non-blank lines of standard input, each cut to `max_length` bytes."""
     stream = sys.stdin.buffer
