@@ -46,11 +46,11 @@ def wait_for_port(port: int, process: subprocess.Popen) -> None:
                 return
         except OSError:
             time.sleep(0.05)
-    raise SystemExit(f"bench: nothing answers on port {port} after {START_TIMEOUT:g} s")
+    raise SystemExit(f"bench: no server on port {port} after {START_TIMEOUT:g} s")
 
 
 def serve_sink(port: int) -> None:
-    """Run an SMTP sink that takes every message and forgets it (the --serve-sink mode)."""
+    """Run an SMTP sink that accepts every message and discards it (the --serve-sink mode)."""
     from aiosmtpd.controller import Controller
 
     class Sink:

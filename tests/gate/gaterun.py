@@ -8,15 +8,23 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import subprocess
+import sys
 import threading
+import time
 from dataclasses import replace
+from pathlib import Path
 
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP
 
 from bouncewise.gate.config import GateConfig, parse_config
 from bouncewise.gate.events import DecisionLog
 from bouncewise.gate.server import start_server
+
+
+BOUNCEWISE_COMMAND = Path(sys.executable).with_name("bouncewise")
+
+# Seconds to wait for a started gate to accept connections.
+START_TIMEOUT = 20.0
 
 
 def free_port() -> int:
@@ -65,64 +73,41 @@ class GateThread:
         return self.handler.connections
 
 
-class NextHopSink:
-    """The next hop for gate tests: an aiosmtpd server on loopback that keeps what it takes.
+class GateProcess:
+    """`bouncewise gate` run as a user runs it: the installed command, with a config file."""
 
-    `refuse` maps a recipient to the reply its RCPT gets; `data_reply` replaces the end-of-data
-    reply; `drop_at_data` closes the connection once the message has arrived, as a next hop
-    that crashes mid-transaction does.
-    """
-
-    def __init__(self) -> None:
-        self.messages: list[tuple[str, list[str], bytes]] = []
-        self.xforward: list[str] = []
-        self.refuse: dict[str, str] = {}
-        self.data_reply = ""
-        self.drop_at_data = False
+    def __init__(self, next_hop_port: int, config_text: str, directory: Path,
+                 extra_arguments: tuple[str, ...] = ()) -> None:
         self.port = free_port()
-        self._controller = _Controller(self, hostname="127.0.0.1", port=self.port)
+        self.config_path = directory / "gate.toml"
+        self.config_path.write_text(config_text)
+        self.log_path = directory / "gate.log"
+        self.arguments = [str(BOUNCEWISE_COMMAND), "gate", "--listen", f"127.0.0.1:{self.port}",
+                          "--next-hop", f"127.0.0.1:{next_hop_port}",
+                          "--config", str(self.config_path), *extra_arguments]
+        self.process: subprocess.Popen | None = None
 
-    @property
-    def address(self) -> tuple[str, int]:
-        return ("127.0.0.1", self.port)
-
-    def __enter__(self) -> NextHopSink:
-        self._controller.start()
-        return self
+    def __enter__(self) -> GateProcess:
+        self._log = open(self.log_path, "wb")
+        self.process = subprocess.Popen(self.arguments, stderr=self._log)
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"bouncewise gate exited with {self.process.returncode}: "
+                                   f"{self.log_path.read_text()[-2000:]}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    return self
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
     def __exit__(self, *exc_info) -> None:
-        self._controller.stop()
+        assert self.process is not None
+        self.process.terminate()
+        self.process.wait(timeout=60)
+        self._log.close()
 
-    async def handle_EHLO(self, server, session, envelope, hostname, responses):
-        session.host_name = hostname
-        responses.insert(-1, "250-XFORWARD NAME ADDR PROTO HELO")
-        return responses
-
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
-        if address in self.refuse:
-            return self.refuse[address]
-        envelope.rcpt_tos.append(address)
-        return "250 2.1.5 Ok"
-
-    async def handle_DATA(self, server, session, envelope):
-        if self.drop_at_data:
-            server.transport.close()
-            return "250 never sent"
-        if self.data_reply:
-            return self.data_reply
-        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos),
-                              envelope.original_content))
-        return "250 2.0.0 Ok: queued as SINK"
-
-
-class _XforwardSMTP(SMTP):
-    """Takes XFORWARD, as Postfix's after-filter smtpd does, and keeps what it was told."""
-
-    async def smtp_XFORWARD(self, arg):
-        self.event_handler.xforward.append(arg)
-        await self.push("250 2.0.0 Ok")
-
-
-class _Controller(Controller):
-    def factory(self):
-        return _XforwardSMTP(self.handler, **self.SMTP_kwargs)
+    def log_lines(self) -> list[str]:
+        return self.log_path.read_text(errors="replace").splitlines()

@@ -19,7 +19,8 @@ from bouncewise import explain
 from bouncewise.gate.config import parse_config
 from bouncewise.gate.scanners import CLEAN, ScanResult
 from bouncewise.gate.scanners.builtin import EICAR, GTUBE
-from gaterun import GateThread, NextHopSink
+from gaterun import GateThread
+from sink import SmtpSink
 
 MESSAGE = (b"From: Ann <ann@sender.test>\r\nTo: bob@dest.test\r\nSubject: hello\r\n"
            b"Message-ID: <1@sender.test>\r\n\r\nA plain message.\r\n.leading dot\r\n")
@@ -45,35 +46,35 @@ def _send(port: int, message: bytes, recipients=("bob@dest.test",)) -> dict:
 
 @pytest.fixture
 def sink():
-    with NextHopSink() as next_hop:
+    with SmtpSink() as next_hop:
         yield next_hop
 
 
 def test_clean_message_arrives_intact(sink):
-    with GateThread(sink.address) as gate:
+    with GateThread((sink.host, sink.port)) as gate:
         refused = _send(gate.port, MESSAGE)
 
     assert refused == {}
-    sender, recipients, content = sink.messages[0]
-    assert sender == "ann@sender.test"
-    assert recipients == ["bob@dest.test"]
-    assert content == MESSAGE
+    arrived = sink.messages()[0]
+    assert arrived.mail_from == "ann@sender.test"
+    assert arrived.rcpt_tos == ("bob@dest.test",)
+    assert arrived.data == MESSAGE
 
 
 def test_gtube_refused_as_spam(sink):
-    with GateThread(sink.address) as gate:
+    with GateThread((sink.host, sink.port)) as gate:
         with pytest.raises(smtplib.SMTPDataError) as refusal:
             _send(gate.port, _message(b"Buy now " + GTUBE))
 
     assert refusal.value.smtp_code == 554
     text = refusal.value.smtp_error.decode()
     assert text.startswith("5.7.1 Message rejected as spam")
-    assert sink.messages == []
+    assert sink.messages(accepted_only=False) == []
     assert explain(f"554 {text}").reason == "spamdetected"
 
 
 def test_eicar_attachment_refused_as_virus(sink):
-    with GateThread(sink.address) as gate:
+    with GateThread((sink.host, sink.port)) as gate:
         with pytest.raises(smtplib.SMTPDataError) as refusal:
             _send(gate.port, _eicar_attachment())
 
@@ -81,11 +82,11 @@ def test_eicar_attachment_refused_as_virus(sink):
     assert refusal.value.smtp_code == 554
     assert "Eicar-Test-Signature" in text
     assert explain(f"554 {text}").reason == "virusdetected"
-    assert sink.messages == []
+    assert sink.messages(accepted_only=False) == []
 
 
 def test_refusal_reference_is_in_log_line(sink, caplog):
-    with GateThread(sink.address) as gate, caplog.at_level("INFO", "bouncewise.gate"):
+    with GateThread((sink.host, sink.port)) as gate, caplog.at_level("INFO", "bouncewise.gate"):
         with pytest.raises(smtplib.SMTPDataError) as refusal:
             _send(gate.port, _message(GTUBE))
 
@@ -99,18 +100,18 @@ def test_refusal_reference_is_in_log_line(sink, caplog):
 
 
 def test_next_hop_recipient_refusal_passes_through(sink):
-    sink.refuse["gone@dest.test"] = "550 5.1.1 <gone@dest.test>: Recipient address rejected"
-    with GateThread(sink.address) as gate:
+    sink.reject_recipient("gone@dest.test", "550 5.1.1 <gone@dest.test>: Recipient address rejected")
+    with GateThread((sink.host, sink.port)) as gate:
         refused = _send(gate.port, MESSAGE, ("bob@dest.test", "gone@dest.test"))
 
     assert refused == {"gone@dest.test": (550, b"5.1.1 <gone@dest.test>: Recipient address "
                                                 b"rejected")}
-    assert sink.messages[0][1] == ["bob@dest.test"]
+    assert sink.messages()[0].rcpt_tos == ("bob@dest.test",)
 
 
 def test_next_hop_data_refusal_passes_through(sink):
-    sink.data_reply = "554 5.6.0 Next hop does not like this"
-    with GateThread(sink.address) as gate:
+    sink.set_data_reply("554 5.6.0 Next hop does not like this")
+    with GateThread((sink.host, sink.port)) as gate:
         with pytest.raises(smtplib.SMTPDataError) as refusal:
             _send(gate.port, MESSAGE)
 
@@ -129,7 +130,7 @@ def test_next_hop_down_is_temporary(sink):
 
 def test_next_hop_gone_mid_message_is_temporary(sink):
     sink.drop_at_data = True
-    with GateThread(sink.address) as gate:
+    with GateThread((sink.host, sink.port)) as gate:
         with pytest.raises(smtplib.SMTPDataError) as refusal:
             _send(gate.port, MESSAGE)
         # The gate stays up for the next client.
@@ -137,12 +138,12 @@ def test_next_hop_gone_mid_message_is_temporary(sink):
         assert _send(gate.port, MESSAGE) == {}
 
     assert refusal.value.smtp_code == 451
-    assert len(sink.messages) == 1
+    assert len(sink.messages()) == 1
 
 
 @dataclass(frozen=True)
 class _HangingScanner:
-    """A scanner that never answers, as a hung scanning service does."""
+    """A scanner that never returns, as a hung scanning service does."""
 
     name: str = "hanging"
     timeout: float = 0.5
@@ -154,27 +155,27 @@ class _HangingScanner:
 
 def test_hanging_scanner_gives_temporary_failure(sink):
     config = replace(parse_config({}), scanners=(_HangingScanner(),))
-    with GateThread(sink.address, config) as gate:
+    with GateThread((sink.host, sink.port), config) as gate:
         with pytest.raises(smtplib.SMTPDataError) as refusal:
             _send(gate.port, MESSAGE)
 
     assert refusal.value.smtp_code == 451
     assert refusal.value.smtp_error.startswith(b"4.3.0 ")
-    assert sink.messages == []
+    assert sink.messages(accepted_only=False) == []
 
 
 def test_hanging_scanner_with_fail_open_delivers(sink):
     config = replace(parse_config({"gate": {"fail_open": True}}), scanners=(_HangingScanner(),))
-    with GateThread(sink.address, config) as gate:
+    with GateThread((sink.host, sink.port), config) as gate:
         assert _send(gate.port, MESSAGE) == {}
 
-    assert len(sink.messages) == 1
+    assert len(sink.messages()) == 1
 
 
 def test_virus_outweighs_failed_scanner(sink):
     config = parse_config({})
     config = replace(config, scanners=config.scanners + (_HangingScanner(),))
-    with GateThread(sink.address, config) as gate:
+    with GateThread((sink.host, sink.port), config) as gate:
         with pytest.raises(smtplib.SMTPDataError) as refusal:
             _send(gate.port, _eicar_attachment())
 
@@ -182,7 +183,7 @@ def test_virus_outweighs_failed_scanner(sink):
 
 
 def test_message_over_size_limit_refused(sink):
-    with GateThread(sink.address, max_message_size=10_000) as gate:
+    with GateThread((sink.host, sink.port), max_message_size=10_000) as gate:
         with smtplib.SMTP("127.0.0.1", gate.port, timeout=30) as client:
             client.ehlo()
             assert client.esmtp_features["size"] == "10000"
@@ -196,21 +197,21 @@ def test_message_over_size_limit_refused(sink):
 
     assert refusal.value.smtp_code == 552
     assert refusal.value.smtp_error.startswith(b"5.3.4 Message size exceeds the limit of 10000")
-    assert len(sink.messages) == 1
+    assert len(sink.messages()) == 1
 
 
 def test_ten_thousand_recipients(sink):
     recipients = [f"user{number}@dest.test" for number in range(10_000)]
-    with GateThread(sink.address) as gate:
+    with GateThread((sink.host, sink.port)) as gate:
         refused = _send(gate.port, MESSAGE, recipients)
 
     assert len(refused) == 9_000
     assert refused["user1000@dest.test"][0] == 452
-    assert len(sink.messages[0][1]) == 1000
+    assert len(sink.messages()[0].rcpt_tos) == 1000
 
 
 def test_client_gone_mid_data(sink, caplog):
-    with GateThread(sink.address) as gate, caplog.at_level("INFO", "bouncewise.gate"):
+    with GateThread((sink.host, sink.port)) as gate, caplog.at_level("INFO", "bouncewise.gate"):
         with socket.create_connection(("127.0.0.1", gate.port), timeout=10) as raw:
             reader = raw.makefile("rb")
             reader.readline()
@@ -225,12 +226,12 @@ def test_client_gone_mid_data(sink, caplog):
 
         assert _send(gate.port, MESSAGE) == {}
 
-    assert len(sink.messages) == 1
+    assert len(sink.messages()) == 1
     assert any("verdict=client-gone" in record.getMessage() for record in caplog.records)
 
 
 def test_connections_over_limit_get_421(sink):
-    with GateThread(sink.address, max_connections=2) as gate:
+    with GateThread((sink.host, sink.port), max_connections=2) as gate:
         first = smtplib.SMTP("127.0.0.1", gate.port, timeout=10)
         second = smtplib.SMTP("127.0.0.1", gate.port, timeout=10)
         with pytest.raises(smtplib.SMTPConnectError) as refusal:
@@ -264,17 +265,17 @@ def test_two_hundred_slow_clients(sink):
     async def all_clients(port: int) -> list[str]:
         return await asyncio.gather(*(slow_client(port, number) for number in range(200)))
 
-    with GateThread(sink.address) as gate:
+    with GateThread((sink.host, sink.port)) as gate:
         replies = asyncio.run(all_clients(gate.port))
         _wait_for(lambda: gate.connections() == 0)
 
     assert all(reply.startswith("250 ") for reply in replies)
-    assert len(sink.messages) == 200
+    assert len(sink.messages()) == 200
 
 
 def test_decisions_file_has_one_json_line_each(sink, tmp_path):
     decisions = tmp_path / "decisions.jsonl"
-    with GateThread(sink.address, decisions_file=str(decisions)) as gate:
+    with GateThread((sink.host, sink.port), decisions_file=str(decisions)) as gate:
         _send(gate.port, MESSAGE)
         with pytest.raises(smtplib.SMTPDataError):
             _send(gate.port, _message(GTUBE))
@@ -288,7 +289,7 @@ def test_decisions_file_has_one_json_line_each(sink, tmp_path):
 
 
 def test_xforward_passes_to_next_hop(sink):
-    with GateThread(sink.address) as gate:
+    with GateThread((sink.host, sink.port)) as gate:
         with smtplib.SMTP("127.0.0.1", gate.port, timeout=10) as client:
             client.ehlo()
             assert client.has_extn("xforward")
@@ -300,10 +301,10 @@ def test_xforward_passes_to_next_hop(sink):
 
 def test_gate_is_no_open_relay(sink):
     # Whatever the recipient's domain, mail goes to the one next hop, never elsewhere.
-    with GateThread(sink.address) as gate:
+    with GateThread((sink.host, sink.port)) as gate:
         _send(gate.port, MESSAGE, ("someone@elsewhere.example",))
 
-    assert sink.messages[0][1] == ["someone@elsewhere.example"]
+    assert sink.messages()[0].rcpt_tos == ("someone@elsewhere.example",)
 
 
 def _closed_port() -> int:
@@ -318,3 +319,15 @@ def _wait_for(condition, seconds: float = 10.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         time.sleep(0.05)
+
+
+def test_trusted_verdict_header_refuses(sink):
+    config = parse_config({"gate": {"trusted_verdict_header": "X-Spam-Flag"}})
+    flagged = b"X-Spam-Flag: YES\r\n" + MESSAGE
+    with GateThread((sink.host, sink.port), config) as gate:
+        with pytest.raises(smtplib.SMTPDataError) as refusal:
+            _send(gate.port, flagged)
+        assert _send(gate.port, b"X-Spam-Flag: NO\r\n" + MESSAGE) == {}
+
+    assert refusal.value.smtp_code == 554
+    assert len(sink.messages()) == 1

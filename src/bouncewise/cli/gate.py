@@ -17,14 +17,12 @@ from bouncewise.gate.scanners import parse_address
 _EXPECTED_READINGS = {"spam": "spamdetected", "virus": "virusdetected"}
 
 
-def _address(text: str, what: str) -> tuple[str, int]:
+def _address(text: str, option: str) -> tuple[str, int]:
     try:
-        host, port = parse_address(text, 0)
+        return parse_address(text, 0)
     except ValueError as error:
-        raise click.BadParameter(str(error), param_hint=what) from error
-    if port == 0:
-        raise click.BadParameter(f"{text!r} has no port: write HOST:PORT", param_hint=what)
-    return host, port
+        raise click.BadParameter(f"invalid address {text!r}: expected HOST:PORT, such as "
+                                 f"127.0.0.1:10025 or [::1]:10025", param_hint=option) from error
 
 
 @click.command("gate")
@@ -45,7 +43,7 @@ def gate_command(listen: str, next_hop: str, config_path: str | None, log_format
                  metrics: str | None, check_config: bool) -> None:
     """Refuse spam and viruses during the SMTP session, and relay clean mail to the next hop.
 
-    Each message is read whole and scanned before the client gets an answer: a refusal names
+    Each message is read whole and scanned before the client gets a reply: a refusal names
     the reason, a scanner or next-hop failure is a 4xx so the client retries, and 250 comes
     only once the next hop has taken the message.
     """

@@ -45,19 +45,19 @@ class GateSettings:
     # the `size` reply after its data has been read and dropped.
     max_message_size: int = 25 * 1024 * 1024
 
-    # Recipients accepted in one transaction; later ones get the `recipients` reply (a 452,
-    # which tells the client to send them in another transaction). Postfix's default is 1000.
+    # Recipients accepted in one transaction; later ones get the `recipients` reply, a 452,
+    # so the client sends them in another transaction. Postfix's default is 1000.
     max_recipients: int = 1000
 
-    # Client connections served at once; more are answered 421 and closed.
+    # Client connections served at once; more get the `too_many_connections` reply (421).
     max_connections: int = 500
 
-    # Longest line of message data in bytes, CR LF included. RFC 5321 allows 1000; real mail
-    # sometimes has longer lines, which a filter should pass rather than refuse.
+    # Maximum length of a line of message data in bytes, CR LF included. RFC 5321 allows 1000,
+    # but real mail sometimes has longer lines, which a filter should pass rather than reject.
     max_line_length: int = 16 * 1024
 
     # Seconds the gate waits for the client's next command or line of data before closing.
-    # RFC 5321 asks servers to wait at least five minutes.
+    # RFC 5321 recommends at least five minutes.
     client_timeout: float = 300.0
 
     # Seconds the gate waits for each reply of the next hop (its end-of-data reply included).

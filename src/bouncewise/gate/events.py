@@ -9,7 +9,7 @@ the reference a sender quotes:
 
 (on one line). `--log-format json` writes the same fields as one JSON object.
 
-The decisions file holds one JSON object per line with the fields of `Decision`. It is the
+The decisions file contains one JSON object per line with the fields of `Decision`. It is the
 interface for later parts of bouncewise: append-only, written as each decision is made.
 """
 
@@ -39,7 +39,7 @@ def new_reference() -> str:
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """What the gate decided for one message (or one refused transaction)."""
+    """The gate's decision on one message, or on one refused transaction."""
 
     ref: str
     client: str

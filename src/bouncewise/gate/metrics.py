@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 __all__ = ["start_metrics"]
 
-# Bytes of a request's head read before the endpoint answers; scrapers send a few hundred.
+# Maximum bytes of a request's head; scrapers send a few hundred.
 MAX_REQUEST_HEAD = 8192
 
 # Seconds a scraper has to send its request.

@@ -2,7 +2,7 @@
 
 The server takes a client's transaction, forwards MAIL and RCPT to the next hop as they come,
 reads the whole message, has the scanners read it, and then either refuses it or sends it on
-and gives the client the next hop's answer. It never answers 250 to a message the next hop has
+and passes the next hop's reply to the client. It never answers 250 to a message the next hop has
 not taken, and it answers 4xx whenever a scanner or the next hop fails, so the client retries.
 """
 
@@ -38,7 +38,7 @@ SHUTDOWN_GRACE = 30.0
 
 @dataclass
 class _Transaction:
-    """What the gate keeps of one client connection between commands."""
+    """State of one client connection, kept between its commands."""
 
     next_hop: NextHop
     ref: str = ""
@@ -124,7 +124,7 @@ class GateHandler:
         results, failures = await self._scan(content)
         worst = max(results, key=lambda result: SEVERITY[result.verdict], default=None)
         if worst is not None and worst.verdict != CLEAN:
-            # A refusal stands even if another scanner failed: the message is not wanted.
+            # The message is refused even if another scanner failed, because it is unwanted anyway.
             await state.next_hop.rset()
             virus = ", ".join(worst.findings) or "unknown"
             kind = "virus" if worst.verdict == "virus" else "spam"
@@ -253,7 +253,12 @@ def _number(value: float | None) -> str:
 
 def _client_text(session: Session, xforward: dict[str, str]) -> str:
     if "ADDR" in xforward:
-        return f"{xforward.get('NAME', 'unknown')}[{xforward['ADDR']}]"
+        # Postfix sends [UNAVAILABLE] or [TEMPUNAVAIL] for a client without a name, and writes
+        # such a client as unknown[address] in its own log.
+        name = xforward.get("NAME", "")
+        if not name or name.startswith("["):
+            name = "unknown"
+        return f"{name}[{xforward['ADDR']}]"
     peer = session.peer
     if isinstance(peer, tuple) and len(peer) >= 2:
         return f"[{peer[0]}]:{peer[1]}"
@@ -299,7 +304,7 @@ class GateSMTP(SMTP):
 
 
 class _Busy(asyncio.Protocol):
-    """Answers a connection over the limit with the `too_many_connections` reply and closes."""
+    """Protocol for a connection over the limit: sends the `too_many_connections` reply, closes."""
 
     def __init__(self, reply: str) -> None:
         self.reply = reply

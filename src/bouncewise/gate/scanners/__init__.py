@@ -14,7 +14,7 @@ from typing import Any, Protocol
 __all__ = ["CLEAN", "SPAM", "VIRUS", "ScanResult", "ScanError", "Scanner", "SCANNER_TYPES",
            "build_scanner", "parse_address"]
 
-# Verdicts, in rising order of severity: when several scanners answer, the most severe wins.
+# Verdicts, in rising order of severity: when several scanners return one, the most severe wins.
 CLEAN = "clean"
 SPAM = "spam"
 VIRUS = "virus"
@@ -45,11 +45,11 @@ class ScanResult:
 
 
 class ScanError(Exception):
-    """A scanner could not give a verdict: unreachable, refused, or answered garbage."""
+    """A scanner returned no verdict: unreachable, refused the request, or sent garbage."""
 
 
 class Scanner(Protocol):
-    """What the gate needs of a scanner."""
+    """Interface of a scanner, as the gate calls it."""
 
     name: str
     timeout: float
