@@ -103,13 +103,17 @@ def explain_command(replies: tuple[str, ...], output_format: str | None) -> None
     _write(_render_explained(rows, output_format))
 
 
-def _register_gate() -> None:
-    # The gate's command lives in its own module so that `classify` does not import aiosmtpd.
+def _register_commands() -> None:
+    # The gate's and the ledger's commands live in their own modules, which import aiosmtpd
+    # and SQLAlchemy only when they run.
     from bouncewise.cli.gate import gate_command
+    from bouncewise.cli.ledger import ledger_group, verp_group
     main.add_command(gate_command)
+    main.add_command(ledger_group)
+    main.add_command(verp_group)
 
 
-_register_gate()
+_register_commands()
 
 
 def _stdin_lines(max_length: int) -> Iterator[str]:

@@ -26,12 +26,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bouncewise.gate.scanners import Scanner, build_scanner
+from bouncewise.settings import ConfigError, build_settings, reject_unknown
 
 __all__ = ["GateSettings", "Replies", "GateConfig", "load_config", "parse_config", "ConfigError"]
-
-
-class ConfigError(ValueError):
-    """The configuration file is unreadable or sets a key to an invalid value."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,13 +161,13 @@ def load_config(path: str | None) -> GateConfig:
 
 def parse_config(data: dict[str, Any]) -> GateConfig:
     """Build the configuration from the parsed TOML document."""
-    _reject_unknown(data, ("gate", "scanner", "replies"), "top level")
+    reject_unknown(data, ("gate", "scanner", "replies"), "top level")
 
-    settings = _build(GateSettings, data.get("gate", {}), "[gate]")
+    settings = build_settings(GateSettings, data.get("gate", {}), "[gate]")
     if not settings.hostname:
         settings = dataclasses.replace(settings, hostname=socket.gethostname())
 
-    replies = _build(Replies, data.get("replies", {}), "[replies]")
+    replies = build_settings(Replies, data.get("replies", {}), "[replies]")
     for kind in _REPLY_CLASSES:
         _check_reply(kind, getattr(replies, kind))
 
@@ -193,45 +190,6 @@ def parse_config(data: dict[str, Any]) -> GateConfig:
                                        "spam_values": list(settings.trusted_spam_values)}))
 
     return GateConfig(settings=settings, replies=replies, scanners=tuple(scanners))
-
-
-def _build(cls, table: Any, where: str):
-    """Build the dataclass `cls` from a TOML table, checking names and types."""
-    if not isinstance(table, dict):
-        raise ConfigError(f"{where} must be a table")
-    fields = {item.name: item for item in dataclasses.fields(cls)}
-    _reject_unknown(table, tuple(fields), where)
-    values = {}
-    for name, value in table.items():
-        default = getattr(cls(), name)
-        values[name] = _typed(value, default, f"{where} {name}")
-    return cls(**values)
-
-
-def _typed(value: Any, default: Any, where: str) -> Any:
-    """Return `value` in the type of `default`; raise ConfigError if it does not fit."""
-    if isinstance(default, bool):
-        if not isinstance(value, bool):
-            raise ConfigError(f"{where} must be true or false, not {value!r}")
-        return value
-    if isinstance(default, (int, float)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-            raise ConfigError(f"{where} must be a positive number, not {value!r}")
-        return type(default)(value)
-    if isinstance(default, tuple):
-        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-            raise ConfigError(f"{where} must be a list of strings")
-        return tuple(item.lower() for item in value)
-    if not isinstance(value, str):
-        raise ConfigError(f"{where} must be a string, not {value!r}")
-    return value
-
-
-def _reject_unknown(table: dict, known: tuple[str, ...], where: str) -> None:
-    unknown = sorted(set(table) - set(known))
-    if unknown:
-        raise ConfigError(f"unknown key {unknown[0]!r} in {where}; known keys: "
-                          f"{', '.join(known)}")
 
 
 def _check_reply(kind: str, template: str) -> None:

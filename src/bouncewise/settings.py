@@ -1,0 +1,59 @@
+"""Reading settings from TOML tables into dataclasses, with every key and type checked.
+
+The gate and the ledger read their configuration files through these functions, so that an
+unknown key or a value of the wrong type is an error naming the key, never a setting quietly
+left at its default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, TypeVar
+
+__all__ = ["ConfigError", "build_settings", "reject_unknown"]
+
+SettingsType = TypeVar("SettingsType")
+
+
+class ConfigError(ValueError):
+    """A configuration file is unreadable or sets a key to an invalid value."""
+
+
+def build_settings(cls: type[SettingsType], table: Any, where: str) -> SettingsType:
+    """Build the dataclass `cls` from a TOML table, checking names and types against its
+    defaults; `where` names the table in error messages, such as "[gate]"."""
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where} must be a table")
+    names = tuple(item.name for item in dataclasses.fields(cls))  # type: ignore[arg-type]
+    reject_unknown(table, names, where)
+    defaults = cls()
+    values = {name: _typed(value, getattr(defaults, name), f"{where} {name}")
+              for name, value in table.items()}
+    return cls(**values)
+
+
+def reject_unknown(table: dict, known: tuple[str, ...], where: str) -> None:
+    """Raise ConfigError naming the first key of `table` that is not in `known`."""
+    unknown = sorted(set(table) - set(known))
+    if unknown:
+        raise ConfigError(f"unknown key {unknown[0]!r} in {where}; known keys: "
+                          f"{', '.join(known)}")
+
+
+def _typed(value: Any, default: Any, where: str) -> Any:
+    """Return `value` in the type of `default`; raise ConfigError if it does not fit."""
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where} must be true or false, not {value!r}")
+        return value
+    if isinstance(default, (int, float)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise ConfigError(f"{where} must be a positive number, not {value!r}")
+        return type(default)(value)
+    if isinstance(default, tuple):
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise ConfigError(f"{where} must be a list of strings")
+        return tuple(value)
+    if not isinstance(value, str):
+        raise ConfigError(f"{where} must be a string, not {value!r}")
+    return value
