@@ -1,8 +1,8 @@
 """Signed VERP return paths: a bounce address that names the recipient and an application tag.
 
-An application that sends to alice@example.org as user 42 uses a return path such as
+An application that sends to alice@example.org for its user 42 uses a return path such as
 
-    bounces+mfwgc3dfnb2xg2lomvtg6ztpmzxw2ljomvxa.2gjz5sb6pz4eq@bounce.example.com
+    bounces+mfwgsy3fibsxqylnobwgkltpojtqunbs.ec5uppqqh6qhmfmr@bounce.example.org
 
 The part after "+" is a token: base32 of the recipient and tag, then a dot and base32 of the
 first 10 bytes of their HMAC-SHA256 under a secret key. A bounce to that address is attributed to
