@@ -44,7 +44,7 @@ class GateThread:
             config = replace(config, settings=replace(config.settings, **settings))
         self.config = config
         self.next_hop = next_hop
-        self.log = DecisionLog("text", decisions_file)
+        self.log = DecisionLog(decisions_file)
         self.port = free_port()
         self.loop = asyncio.new_event_loop()
         self.handler = None

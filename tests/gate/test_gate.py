@@ -331,3 +331,81 @@ def test_trusted_verdict_header_refuses(sink):
 
     assert refusal.value.smtp_code == 554
     assert len(sink.messages()) == 1
+
+
+def test_null_sender_bounce_is_relayed(sink):
+    with GateThread((sink.host, sink.port)) as gate:
+        with smtplib.SMTP("127.0.0.1", gate.port, timeout=30) as client:
+            assert client.sendmail("<>", ["bob@dest.test"], MESSAGE) == {}
+
+    assert sink.messages()[0].mail_from == ""
+
+
+def test_dsn_parameters_pass_through(sink):
+    with GateThread((sink.host, sink.port)) as gate:
+        with smtplib.SMTP("127.0.0.1", gate.port, timeout=30) as client:
+            client.ehlo()
+            assert client.has_extn("dsn")
+            refused = client.sendmail("ann@sender.test", ["bob@dest.test"], MESSAGE,
+                                      mail_options=["RET=HDRS", "ENVID=Ab12"],
+                                      rcpt_options=["NOTIFY=SUCCESS,FAILURE",
+                                                    "ORCPT=rfc822;Bob@dest.test"])
+
+    assert refused == {}
+    assert len(sink.messages()) == 1
+
+
+def test_line_too_long_is_refused_with_its_reply(sink, caplog):
+    with GateThread((sink.host, sink.port), max_line_length=2000) as gate, \
+            caplog.at_level("INFO", "bouncewise.gate"):
+        with pytest.raises(smtplib.SMTPDataError) as refusal:
+            _send(gate.port, _message(b"x" * 5000))
+
+    assert refusal.value.smtp_code == 554
+    assert refusal.value.smtp_error.startswith(b"5.6.0 Message has a line longer than 2000")
+    assert any("verdict=line-too-long" in record.getMessage() for record in caplog.records)
+
+
+def test_xforward_refused_from_other_clients(sink):
+    with GateThread((sink.host, sink.port), xforward_hosts=("192.0.2.1",)) as gate:
+        with smtplib.SMTP("127.0.0.1", gate.port, timeout=10) as client:
+            client.ehlo()
+            assert not client.has_extn("xforward")
+            assert client.docmd("XFORWARD", "ADDR=198.51.100.7")[0] == 550
+
+
+def test_log_line_escapes_client_chosen_text(sink, caplog):
+    sneaky = '"x verdict=accepted"@sender.test'
+    with GateThread((sink.host, sink.port)) as gate, caplog.at_level("INFO", "bouncewise.gate"):
+        with smtplib.SMTP("127.0.0.1", gate.port, timeout=30) as client:
+            with pytest.raises(smtplib.SMTPDataError):
+                client.sendmail(sneaky, ["bob@dest.test"], _message(GTUBE))
+
+    line = next(record.getMessage() for record in caplog.records
+                if "verdict=spam" in record.getMessage())
+    assert line.count("verdict=") == 1
+    assert "from=<\\x22x\\x20verdict\\x3daccepted\\x22@sender.test>" in line
+
+
+def test_slow_steady_data_is_not_cut_off(sink):
+    async def steady_client(port: int) -> bytes:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        await reader.readline()
+        for command in (b"HELO slow.test", b"MAIL FROM:<ann@sender.test>",
+                        b"RCPT TO:<bob@dest.test>", b"DATA"):
+            writer.write(command + b"\r\n")
+            await reader.readline()
+        writer.write(b"Subject: steady\r\n\r\n")
+        # Three seconds of data, one line every 0.3 s, against an idle timeout of one second.
+        for _ in range(10):
+            writer.write(b"one more line\r\n")
+            await asyncio.sleep(0.3)
+        writer.write(b".\r\n")
+        reply = await reader.readline()
+        writer.close()
+        return reply
+
+    with GateThread((sink.host, sink.port), client_timeout=1.0) as gate:
+        reply = asyncio.run(steady_client(gate.port))
+
+    assert reply.startswith(b"250 ")

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import string
 import socket
 import tomllib
 from dataclasses import dataclass, field
@@ -64,6 +65,10 @@ class GateSettings:
     # `scanner_failure` reply (a 4xx) and retries later.
     fail_open: bool = False
 
+    # Client addresses allowed to send XFORWARD, which sets the client name and address that
+    # the gate logs and passes on. Postfix's before-queue proxy connects from loopback.
+    xforward_hosts: tuple[str, ...] = ("127.0.0.1", "::1")
+
     # Name of a header field set by a trusted upstream filter ("X-Spam-Flag"); empty: none.
     # Only for mail that has passed that filter: anyone can write any header into a message.
     trusted_verdict_header: str = ""
@@ -88,11 +93,14 @@ DEFAULT_REPLIES = {
     "scanner_failure": "451 4.3.0 Content scanner unavailable, try again later (ref {ref})",
     "next_hop_failure": "451 4.4.1 Next hop not reachable, try again later (ref {ref})",
     "too_many_connections": "421 4.3.2 Too many connections, try again later",
+    "line_too_long": "554 5.6.0 Message has a line longer than {limit} bytes (ref {ref})",
+    "internal_error": "451 4.3.0 Internal error of the filter, try again later (ref {ref})",
 }
 
 # The class of reply each template must have: refusals are permanent, failures temporary.
 _REPLY_CLASSES = {"spam": "5", "virus": "5", "size": "5", "recipients": "4",
-                  "scanner_failure": "4", "next_hop_failure": "4", "too_many_connections": "4"}
+                  "scanner_failure": "4", "next_hop_failure": "4", "too_many_connections": "4",
+                  "line_too_long": "5", "internal_error": "4"}
 
 # Enhanced status codes of RFC 3463 and the IANA registry that fit a gate's replies. A
 # template must use one of these, with the class digit of its reply code.
@@ -102,7 +110,7 @@ REGISTERED_STATUS_DETAILS = frozenset((
     "7.23", "7.24", "7.25", "7.26",
 ))
 
-_REPLY_SHAPE = re.compile(r"([245])[0-9]{2} ([245])\.([0-9]{1,3}\.[0-9]{1,3}) [^\r\n]{1,400}")
+_REPLY_SHAPE = re.compile(r"([245])[0-5][0-9] ([245])\.([0-9]{1,3}\.[0-9]{1,3}) [ -~]{1,400}")
 
 # Fields a template may name.
 _TEMPLATE_FIELDS = frozenset(("ref", "hostname", "score", "threshold", "virus", "scanner", "limit"))
@@ -119,6 +127,8 @@ class Replies:
     scanner_failure: str = DEFAULT_REPLIES["scanner_failure"]
     next_hop_failure: str = DEFAULT_REPLIES["next_hop_failure"]
     too_many_connections: str = DEFAULT_REPLIES["too_many_connections"]
+    line_too_long: str = DEFAULT_REPLIES["line_too_long"]
+    internal_error: str = DEFAULT_REPLIES["internal_error"]
 
     def render(self, kind: str, **values: Any) -> str:
         """Fill in the template of `kind`; values are cut to one short line each."""
@@ -207,7 +217,12 @@ def _check_reply(kind: str, template: str) -> None:
         raise ConfigError(f"reply {kind!r} uses {status_class}.{detail}, which is not a "
                           f"registered enhanced status code for this purpose")
     try:
-        template.format(**{name: "" for name in _TEMPLATE_FIELDS})
-    except (KeyError, IndexError, ValueError) as error:
-        raise ConfigError(f"reply {kind!r} names an unknown field {error}; known fields: "
-                          f"{', '.join(sorted(_TEMPLATE_FIELDS))}") from error
+        fields = [name for _, name, spec, conversion in string.Formatter().parse(template)
+                  if name is not None or spec or conversion]
+    except ValueError as error:
+        raise ConfigError(f"reply {kind!r} has a malformed field: {error}: {template!r}; "
+                          f"write a brace as {{{{ or }}}}") from error
+    for name in fields:
+        if name not in _TEMPLATE_FIELDS:
+            raise ConfigError(f"reply {kind!r} names an unknown field {{{name}}}; known "
+                              f"fields: {', '.join(sorted(_TEMPLATE_FIELDS))}")

@@ -23,11 +23,11 @@ import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 
-__all__ = ["Decision", "DecisionLog", "new_reference", "VERDICTS"]
+__all__ = ["Decision", "DecisionLog", "JsonLogFormatter", "new_reference", "VERDICTS"]
 
 # Verdicts a decision can have, also the labels of the decision counter.
 VERDICTS = ("accepted", "spam", "virus", "refused-by-next-hop", "scanner-failure",
-            "next-hop-failure", "size", "recipients", "client-gone")
+            "next-hop-failure", "size", "line-too-long", "recipients", "client-gone")
 
 LOGGER = logging.getLogger("bouncewise.gate")
 
@@ -58,11 +58,17 @@ class Decision:
     time: float = field(default_factory=time.time)
 
     def log_line(self) -> str:
-        """Return the decision as one key=value line in the manner of Postfix."""
-        parts = [f"{self.ref}:", f"client={self.client}", f"from=<{self.sender}>",
-                 "to=" + ",".join(f"<{recipient}>" for recipient in self.recipients[:20])
-                 + (f",(+{len(self.recipients) - 20} more)" if len(self.recipients) > 20 else ""),
-                 f"size={self.size}", f"verdict={self.verdict}"]
+        """Return the decision as one key=value line in the manner of Postfix.
+
+        Values the client chose (addresses, names) are escaped, so that no address can put
+        a space, a quote or "verdict=" of its own into the line.
+        """
+        recipients = ",".join(f"<{_escaped(recipient)}>" for recipient in self.recipients[:20])
+        if len(self.recipients) > 20:
+            recipients += f",(+{len(self.recipients) - 20} more)"
+        parts = [f"{self.ref}:", f"client={_escaped(self.client)}",
+                 f"from=<{_escaped(self.sender)}>", f"to={recipients}", f"size={self.size}",
+                 f"verdict={self.verdict}"]
         if self.score is not None:
             parts.append(f"score={self.score:.1f}")
         if self.scanner:
@@ -70,8 +76,8 @@ class Decision:
         if self.findings:
             parts.append("found=" + ",".join(self.findings[:10]))
         if self.error:
-            parts.append(f'error="{self.error}"')
-        parts.append(f'reply="{self.reply}"')
+            parts.append(f'error="{_escaped(self.error, " ")}"')
+        parts.append(f'reply="{_escaped(self.reply, " ")}"')
         parts.append(f"ms={self.milliseconds}")
         return " ".join(parts)
 
@@ -84,21 +90,38 @@ class Decision:
         return data
 
 
+def _escaped(text: str, allowed: str = "") -> str:
+    """Return `text` with spaces, quotes, "=" and non-printable characters written as \\xHH."""
+    return "".join(character if ("!" <= character <= "~" and character not in '"=\\')
+                   or character in allowed else f"\\x{ord(character):02x}"
+                   for character in text)
+
+
+class JsonLogFormatter(logging.Formatter):
+    """Writes every log record as one JSON object: decisions as their fields, others as a
+    message with its level (and the traceback, where there is one)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        decision = getattr(record, "decision", None)
+        if decision is not None:
+            return json.dumps(decision, ensure_ascii=False)
+        data = {"level": record.levelname.lower(), "message": record.getMessage()}
+        if record.exc_info:
+            data["traceback"] = self.formatException(record.exc_info)
+        return json.dumps(data, ensure_ascii=False)
+
+
 class DecisionLog:
     """Writes each decision to the log and the decisions file, and counts them by verdict."""
 
-    def __init__(self, log_format: str = "text", decisions_file: str = "") -> None:
-        self.log_format = log_format
+    def __init__(self, decisions_file: str = "") -> None:
         self.counts: Counter[str] = Counter({verdict: 0 for verdict in VERDICTS})
         self._lock = threading.Lock()
         self._file = open(decisions_file, "a", encoding="utf-8") if decisions_file else None
 
     def record(self, decision: Decision) -> None:
         """Log `decision`, append it to the decisions file, and count it."""
-        if self.log_format == "json":
-            LOGGER.info(json.dumps(decision.to_dict(), ensure_ascii=False))
-        else:
-            LOGGER.info(decision.log_line())
+        LOGGER.info(decision.log_line(), extra={"decision": decision.to_dict()})
 
         with self._lock:
             self.counts[decision.verdict] += 1

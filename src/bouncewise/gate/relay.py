@@ -15,7 +15,9 @@ import aiosmtplib
 __all__ = ["Reply", "NextHop", "NextHopError", "format_reply"]
 
 # Extensions of ours whose MAIL parameters pass on only where the next hop announces them.
-_PARAMETER_EXTENSIONS = {"BODY": "8bitmime", "SMTPUTF8": "smtputf8", "SIZE": "size"}
+_PARAMETER_EXTENSIONS = {"BODY": "8bitmime", "SMTPUTF8": "smtputf8", "SIZE": "size",
+                         "RET": "dsn", "ENVID": "dsn", "NOTIFY": "dsn", "ORCPT": "dsn",
+                         "AUTH": "auth"}
 
 # XFORWARD attributes that Postfix's smtpd accepts from an authorized filter.
 XFORWARD_ATTRIBUTES = ("NAME", "ADDR", "PORT", "PROTO", "HELO", "IDENT", "SOURCE")
@@ -62,22 +64,44 @@ class NextHop:
         return self._client is not None and self._client.is_connected
 
     async def mail(self, sender: str, options: list[str], xforward: dict[str, str]) -> Reply:
-        """Open the connection if needed, pass XFORWARD attributes, and send MAIL FROM."""
+        """Open the connection if needed, pass XFORWARD attributes, and send MAIL FROM.
+
+        `sender` is "" for the null reverse-path of a bounce. Parameters pass on only where
+        the next hop announces their extension.
+        """
         client = await self._connect()
         if xforward and client.supports_extension("xforward"):
             arguments = [f"{name}={value}".encode("ascii", "replace")
                          for name, value in xforward.items()]
             await self._call(client.execute_command(b"XFORWARD", *arguments))
 
-        passed = [option for option in options
-                  if client.supports_extension(_PARAMETER_EXTENSIONS.get(
-                      option.partition("=")[0], "none"))]
-        encoding = "utf-8" if "SMTPUTF8" in passed else "ascii"
-        return await self._reply(client.mail(sender, options=passed, encoding=encoding))
+        passed = self._supported(client, options)
+        utf8 = "SMTPUTF8" in passed
+        return await self._address_reply(client.mail(sender, options=passed,
+                                                     encoding="utf-8" if utf8 else "ascii"),
+                                         sender, utf8)
 
-    async def rcpt(self, recipient: str, utf8: bool) -> Reply:
+    async def rcpt(self, recipient: str, utf8: bool, options: list[str] | None = None) -> Reply:
         client = self._require()
-        return await self._reply(client.rcpt(recipient, encoding="utf-8" if utf8 else "ascii"))
+        return await self._address_reply(client.rcpt(
+            recipient, options=self._supported(client, options or []),
+            encoding="utf-8" if utf8 else "ascii"), recipient, utf8)
+
+    @staticmethod
+    def _supported(client: aiosmtplib.SMTP, options: list[str]) -> list[str]:
+        return [option for option in options
+                if client.supports_extension(_PARAMETER_EXTENSIONS.get(
+                    option.partition("=")[0].upper(), "none"))]
+
+    async def _address_reply(self, command, address: str, utf8: bool) -> Reply:
+        """Send MAIL or RCPT; an address that cannot be sent becomes a refusal, not an error."""
+        try:
+            return await self._reply(command)
+        except UnicodeError:
+            return Reply(553, "5.6.7 The next hop does not accept non-ASCII addresses"
+                         if not utf8 else "5.6.7 Address cannot be encoded")
+        except ValueError:
+            return Reply(553, f"5.1.7 Invalid address syntax: <{address[:100]}>")
 
     async def data(self, content: bytes) -> Reply:
         """Send the message; return the next hop's end-of-data reply."""

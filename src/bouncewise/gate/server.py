@@ -21,19 +21,34 @@ from bouncewise.gate.events import Decision, DecisionLog, new_reference
 from bouncewise.gate.relay import XFORWARD_ATTRIBUTES, NextHop, NextHopError, Reply
 from bouncewise.gate.scanners import CLEAN, SEVERITY, ScanError, ScanResult
 
-__all__ = ["GateHandler", "GateSMTP", "serve", "start_server"]
+__all__ = ["GateHandler", "GateSMTP", "ListenError", "serve", "start_server"]
 
 LOGGER = logging.getLogger("bouncewise.gate")
 
 # aiosmtpd's own replies for data it dropped, which the gate replaces with its templates.
 _AIOSMTPD_SIZE_REPLIES = ("552 Error: Too much mail data",
                           "552 Error: message size exceeds fixed maximum message size")
+_AIOSMTPD_LINE_REPLY = "500 Line too long"
+
+# ESMTP parameters that aiosmtpd does not know: the gate takes them off the command before
+# aiosmtpd reads it and passes them to the next hop as the client wrote them (DSN, RFC 3461;
+# AUTH=, RFC 4954), so that Postfix in front of the gate can keep offering DSN.
+_PASSED_MAIL_PARAMETERS = frozenset(("RET", "ENVID", "AUTH"))
+_PASSED_RCPT_PARAMETERS = frozenset(("NOTIFY", "ORCPT"))
+
+# Seconds added to the scanners' and the next hop's timeouts while the client waits for the
+# reply to its message, so that the client's idle timeout does not cut that wait short.
+_REPLY_WAIT_MARGIN = 30.0
 
 # Longest XFORWARD attribute value kept.
 _MAX_XFORWARD_VALUE = 255
 
 # Seconds a stopping gate waits for transactions in progress before it closes them.
 SHUTDOWN_GRACE = 30.0
+
+
+class ListenError(Exception):
+    """An address the gate was told to listen on cannot be bound."""
 
 
 @dataclass
@@ -71,9 +86,16 @@ class GateHandler:
     async def handle_EHLO(self, server: SMTP, session: Session, envelope: Envelope,
                           hostname: str, responses: list[str]) -> list[str]:
         session.host_name = hostname
-        # Postfix's before-queue proxy sends the real client's name and address with XFORWARD.
-        responses.insert(-1, "250-XFORWARD " + " ".join(XFORWARD_ATTRIBUTES))
+        responses.insert(-1, "250-DSN")
+        if self.xforward_allowed(session):
+            # Postfix's before-queue proxy sends the real client's name and address.
+            responses.insert(-1, "250-XFORWARD " + " ".join(XFORWARD_ATTRIBUTES))
         return responses
+
+    def xforward_allowed(self, session: Session) -> bool:
+        peer = session.peer
+        host = peer[0] if isinstance(peer, tuple) and peer else ""
+        return host in self.settings.xforward_hosts
 
     async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope,
                           address: str, mail_options: list[str]) -> str:
@@ -81,15 +103,20 @@ class GateHandler:
         state.ref = new_reference()
         state.started = time.monotonic()
         state.recipient_limit_logged = False
+        # aiosmtpd writes the null reverse-path of a bounce as "<>".
+        sender = "" if address == "<>" else address
+        options = mail_options + getattr(server, "passed_parameters", [])
 
+        _extend_timeout(server, self.settings.next_hop_timeout + _REPLY_WAIT_MARGIN)
         try:
-            reply = await state.next_hop.mail(address, mail_options, state.xforward)
+            reply = await state.next_hop.mail(sender, options, state.xforward)
         except NextHopError as error:
             return self._refuse(session, envelope, "next-hop-failure", "next_hop_failure",
                                 error=str(error), sender=address)
         if not reply.positive:
             return self._pass_refusal(session, envelope, reply, sender=address)
 
+        # aiosmtpd needs a non-empty mail_from to know MAIL was given, so "<>" stays.
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return str(reply)
@@ -107,8 +134,10 @@ class GateHandler:
                 self._record(session, envelope, "recipients", refusal)
             return refusal
 
+        _extend_timeout(server, self.settings.next_hop_timeout + _REPLY_WAIT_MARGIN)
         try:
-            reply = await state.next_hop.rcpt(address, envelope.smtp_utf8)
+            reply = await state.next_hop.rcpt(address, envelope.smtp_utf8,
+                                              getattr(server, "passed_parameters", []))
         except NextHopError as error:
             return self._refuse(session, envelope, "next-hop-failure", "next_hop_failure",
                                 error=str(error), recipients=(address,))
@@ -120,6 +149,9 @@ class GateHandler:
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         state = self.transaction(session)
         content = envelope.original_content or b""
+        longest_scan = max((scanner.timeout for scanner in self.config.scanners), default=0.0)
+        _extend_timeout(server, longest_scan + self.settings.next_hop_timeout
+                        + _REPLY_WAIT_MARGIN)
 
         results, failures = await self._scan(content)
         worst = max(results, key=lambda result: SEVERITY[result.verdict], default=None)
@@ -162,12 +194,24 @@ class GateHandler:
         await self.transaction(session).next_hop.quit()
         return "221 2.0.0 Bye"
 
+    async def handle_exception(self, error: Exception) -> str:
+        """Answer a bug of the gate with a temporary failure, so the client keeps the message."""
+        reference = new_reference()
+        LOGGER.error("%s: internal error: %s: %s", reference, type(error).__name__, error,
+                     exc_info=error)
+        return self.config.replies.render("internal_error", ref=reference,
+                                          hostname=self.settings.hostname)
+
     # Events that aiosmtpd has no hook for; GateSMTP calls these.
 
-    def data_dropped(self, session: Session, envelope: Envelope) -> str:
-        """Return the reply for a message over the size limit, whose data aiosmtpd dropped."""
+    def data_dropped(self, session: Session, envelope: Envelope, line_too_long: bool) -> str:
+        """Return the reply for a message whose data aiosmtpd dropped: over the size limit,
+        or with a line over the line length limit."""
         state = self.transaction(session)
         asyncio.get_running_loop().create_task(state.next_hop.rset())
+        if line_too_long:
+            return self._refuse(session, envelope, "line-too-long", "line_too_long",
+                                limit=self.settings.max_line_length)
         return self._refuse(session, envelope, "size", "size",
                             limit=self.settings.max_message_size)
 
@@ -214,7 +258,9 @@ class GateHandler:
     def _refuse(self, session: Session, envelope: Envelope, verdict: str, kind: str,
                 error: str = "", **values) -> str:
         state = self.transaction(session)
-        reply = self.config.replies.render(kind, ref=state.ref or new_reference(),
+        # A refusal before MAIL FROM was taken (SIZE= over the limit) starts its own reference.
+        state.ref = state.ref or new_reference()
+        reply = self.config.replies.render(kind, ref=state.ref,
                                            hostname=self.settings.hostname,
                                            limit=values.pop("limit", ""))
         self._record(session, envelope, verdict, reply, error=error, **values)
@@ -234,7 +280,7 @@ class GateHandler:
             ref=state.ref or new_reference(),
             client=_client_text(session, state.xforward),
             helo=session.host_name or "",
-            sender=(envelope.mail_from or "") if sender is None else sender,
+            sender=_reverse_path(envelope.mail_from) if sender is None else sender,
             recipients=tuple(envelope.rcpt_tos) if recipients is None else recipients,
             size=len(envelope.original_content or b""),
             verdict=verdict,
@@ -245,6 +291,11 @@ class GateHandler:
             findings=result.findings if result is not None else (),
             error=error,
         ))
+
+
+def _reverse_path(mail_from: str | None) -> str:
+    """Return the sender for the log: "" for none and for the null reverse-path "<>"."""
+    return "" if mail_from in (None, "<>") else mail_from
 
 
 def _number(value: float | None) -> str:
@@ -271,13 +322,34 @@ class GateSMTP(SMTP):
 
     event_handler: GateHandler
 
+    passed_parameters: list[str] = []
+
     async def push(self, status) -> None:
-        if (isinstance(status, str) and status.startswith(_AIOSMTPD_SIZE_REPLIES)
-                and self.session is not None and self.envelope is not None):
-            status = self.event_handler.data_dropped(self.session, self.envelope)
+        if (isinstance(status, str) and self.session is not None and self.envelope is not None
+                and status.startswith((*_AIOSMTPD_SIZE_REPLIES, _AIOSMTPD_LINE_REPLY))):
+            status = self.event_handler.data_dropped(
+                self.session, self.envelope, status.startswith(_AIOSMTPD_LINE_REPLY))
         await super().push(status)
 
+    def data_received(self, data: bytes) -> None:
+        # aiosmtpd restarts its idle timer only between commands, so a long but steady DATA
+        # transfer would be cut off. Any bytes from the client show it is alive.
+        if self._timeout_handle is not None and self.transport is not None:
+            self._reset_timeout()
+        super().data_received(data)
+
+    async def smtp_MAIL(self, arg: str | None) -> None:
+        self.passed_parameters, arg = _take_parameters(arg, _PASSED_MAIL_PARAMETERS)
+        await super().smtp_MAIL(arg)
+
+    async def smtp_RCPT(self, arg: str | None) -> None:
+        self.passed_parameters, arg = _take_parameters(arg, _PASSED_RCPT_PARAMETERS)
+        await super().smtp_RCPT(arg)
+
     async def smtp_XFORWARD(self, arg: str) -> None:
+        if self.session is None or not self.event_handler.xforward_allowed(self.session):
+            await self.push("550 5.7.0 XFORWARD not allowed from this client")
+            return
         attributes = {}
         for item in (arg or "").split():
             name, _, value = item.partition("=")
@@ -301,6 +373,25 @@ class GateSMTP(SMTP):
         if self.session is not None:
             self.event_handler.connection_closed(self.session, self.envelope)
         super().connection_lost(error)
+
+
+def _take_parameters(arg: str | None, names: frozenset[str]) -> tuple[list[str], str | None]:
+    """Split the parameters named `names` off a MAIL or RCPT argument, keeping their case."""
+    if not arg:
+        return [], arg
+    # The address ends at the first ">"; a bare address ends at the first space.
+    end = arg.find(">") + 1 if "<" in arg and ">" in arg else len(arg.split(" ", 1)[0])
+    head, parameters = arg[:end], arg[end:].split()
+    taken = [item for item in parameters if item.partition("=")[0].upper() in names]
+    kept = [item for item in parameters if item.partition("=")[0].upper() not in names]
+    return taken, " ".join([head, *kept])
+
+
+def _extend_timeout(server: SMTP, seconds: float) -> None:
+    """Give the client `seconds` of patience while it waits for the gate's reply."""
+    if server.transport is not None:
+        # aiosmtpd's idle timer; it restarts with its own duration at the next command.
+        server._reset_timeout(seconds)
 
 
 class _Busy(asyncio.Protocol):
@@ -331,7 +422,11 @@ async def start_server(config: GateConfig, listen: tuple[str, int], next_hop: tu
                         ident="bouncewise gate", timeout=settings.client_timeout)
 
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(factory, host=listen[0], port=listen[1])
+    try:
+        server = await loop.create_server(factory, host=listen[0], port=listen[1])
+    except OSError as error:
+        raise ListenError(f"cannot listen on {listen[0]}:{listen[1]}: "
+                          f"{error.strerror or error}") from error
     return server, handler
 
 
@@ -342,8 +437,13 @@ async def serve(config: GateConfig, listen: tuple[str, int], next_hop: tuple[str
     metrics_server = None
     if metrics is not None:
         from bouncewise.gate.metrics import start_metrics
-        metrics_server = await start_metrics(metrics, lambda: log.metrics_text(
-            handler.connections))
+        try:
+            metrics_server = await start_metrics(metrics, lambda: log.metrics_text(
+                handler.connections))
+        except OSError as error:
+            server.close()
+            raise ListenError(f"cannot serve metrics on {metrics[0]}:{metrics[1]}: "
+                              f"{error.strerror or error}") from error
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
