@@ -93,6 +93,7 @@ def ingest_command(context: click.Context, paths: tuple[str, ...], follow: bool,
     A Maildir's messages are marked seen (moved to cur/ with the S flag) once recorded; other
     files are only read. The same bounce recorded twice counts once.
     """
+    from bouncewise.ledger.imap import ImapError
     from bouncewise.ledger.intake import Intake, maildir_pending
     from bouncewise.ledger.store import LedgerUnavailable
 
@@ -129,6 +130,8 @@ def ingest_command(context: click.Context, paths: tuple[str, ...], follow: bool,
             once()
     except LedgerUnavailable as error:
         _fail(f"{error}; messages not yet recorded are left where they were", EX_TEMPFAIL)
+    except ImapError as error:
+        _fail(f"{error}; messages not yet recorded stay in the mailbox", EX_TEMPFAIL)
     except KeyboardInterrupt:
         click.echo("bouncewise ledger: interrupted", err=True)
     finally:

@@ -41,7 +41,8 @@ class StoreSettings:
     # Seconds between looks at a Maildir or IMAP mailbox with --follow.
     follow_interval: float = 10.0
 
-    # Bytes read of one message; a bigger one is recorded as unreadable.
+    # Bytes read of one message; the rest is cut, and the message is classified from its
+    # start, where a bounce puts its report.
     max_message_size: int = 32 * 1024 * 1024
 
 
@@ -136,8 +137,8 @@ class ImapSettings:
     """The `[imap]` table: a mailbox that receives bounces, read with `ingest --imap`."""
 
     host: str = ""
-    # 993 with `security = "tls"`, 143 otherwise.
-    port: int = 993
+    # 0: 993 with `security = "tls"`, 143 otherwise.
+    port: int = 0
     # "tls" (implicit TLS), "starttls", or "none" (only for a server on this machine).
     security: str = "tls"
     user: str = ""
