@@ -8,15 +8,39 @@ left at its default.
 from __future__ import annotations
 
 import dataclasses
+import tomllib
+from collections.abc import Callable
 from typing import Any, TypeVar
 
-__all__ = ["ConfigError", "build_settings", "reject_unknown"]
+__all__ = ["ConfigError", "build_settings", "load_toml", "reject_unknown"]
+
+ConfigType = TypeVar("ConfigType")
 
 SettingsType = TypeVar("SettingsType")
 
 
 class ConfigError(ValueError):
     """A configuration file is unreadable or sets a key to an invalid value."""
+
+
+def load_toml(path: str | None, parse: Callable[[dict[str, Any]], ConfigType]) -> ConfigType:
+    """Read the TOML file at `path` (None: no file) and return `parse` of its contents.
+
+    Every error is a ConfigError whose message starts with the path.
+    """
+    if path is None:
+        return parse({})
+    try:
+        with open(path, "rb") as stream:
+            data = tomllib.load(stream)
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read: {error.strerror or error}") from error
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: invalid TOML: {error}") from error
+    try:
+        return parse(data)
+    except ConfigError as error:
+        raise ConfigError(f"{path}: {error}") from error
 
 
 def build_settings(cls: type[SettingsType], table: Any, where: str) -> SettingsType:

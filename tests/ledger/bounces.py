@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 
 def postfix_dsn(recipient: str, reply: str, *, to: str = "ann@sender.test",
                 sender: str = "ann@sender.test", arrival: datetime | None = None,
-                final_recipient: str | None = None, action: str = "failed") -> bytes:
+                final_recipient: str | None = None, action: str = "failed",
+                subject: str = "Our newsletter", message_id: str = "") -> bytes:
     """Return a Postfix bounce of a message from `sender` that `recipient`'s server refused
     with `reply`. `to` is the address the bounce is sent to, such as a VERP return path;
     `final_recipient` overrides the address the report names (empty: none)."""
@@ -57,8 +58,8 @@ Content-Type: text/rfc822-headers
 
 From: Ann <{sender}>
 To: {recipient}
-Subject: Our newsletter
-Message-ID: <{queue_id}.original@sender.test>
+Subject: {subject}
+Message-ID: {message_id or f"<{queue_id}.original@sender.test>"}
 Date: {date}
 
 --{queue_id}/mx--

@@ -524,24 +524,24 @@ def _command_config(tmp_path: Path, server: Dovecot, password: str) -> Path:
     return config
 
 
+def _run_command(tmp_path: Path, server: Dovecot, password: str) -> subprocess.CompletedProcess:
+    command = [str(Path(sys.executable).with_name("bouncewise")), "ledger", "--config",
+               str(_command_config(tmp_path, server, password)), "--database",
+               sqlite_url(tmp_path), "ingest", "--imap"]
+    return subprocess.run(command, capture_output=True, timeout=120)
+
+
 def test_command_reads_imap(tmp_path, dovecot):
     dovecot.append(USER_UNKNOWN_BOUNCE)
-    config = _command_config(tmp_path, dovecot, PASSWORD)
-    command = [str(Path(sys.executable).with_name("bouncewise")), "ledger", "--config",
-               str(config), "--database", sqlite_url(tmp_path), "ingest", "--imap"]
 
-    completed = subprocess.run(command, capture_output=True, timeout=120)
+    completed = _run_command(tmp_path, dovecot, PASSWORD)
 
     assert completed.returncode == 0
     assert b"messages=1" in completed.stderr
 
 
 def test_command_wrong_password_exits_75(tmp_path, dovecot):
-    config = _command_config(tmp_path, dovecot, "not the password")
-    command = [str(Path(sys.executable).with_name("bouncewise")), "ledger", "--config",
-               str(config), "--database", sqlite_url(tmp_path), "ingest", "--imap"]
-
-    completed = subprocess.run(command, capture_output=True, timeout=120)
+    completed = _run_command(tmp_path, dovecot, "not the password")
 
     assert completed.returncode == 75
     assert b"login as" in completed.stderr

@@ -28,10 +28,12 @@ from bouncewise.ledger.models import Notice
 from bouncewise.ledger.notify import (build_mail, deliver_due, sign_body, verify_signature,
                                       webhook_body)
 from bouncewise.ledger.store import Ledger
+from bounces import postfix_dsn
 from ledgerrun import config_for, database_url  # noqa: F401
 
 SECRET = "webhook-test-secret"
 SPAM_REPLY = "554 5.7.1 Message rejected as spam by the content filter"
+ARRIVAL = datetime(2024, 5, 14, 7, 12, 39, tzinfo=UTC)
 NOTICE_SENDER = "postmaster@notices.test"
 # Seconds the endpoint waits before it responds in the concurrency test, so that both workers
 # are sending at the same time.
@@ -59,55 +61,8 @@ def spam_bounce(recipient: str = "bob@example.net", sender: str = "ann@sender.te
                 message_id: str = "<figures-2024q2@sender.test>") -> bytes:
     """Return a Postfix DSN saying that `recipient`'s server refused `sender`'s message as
     spam, with the original headers attached."""
-    boundary = "B0UND.spam/mail.sender.test"
-    text = f"""\
-Return-Path: <>
-From: MAILER-DAEMON@mail.sender.test (Mail Delivery System)
-To: {sender}
-Subject: Undelivered Mail Returned to Sender
-Date: Tue, 14 May 2024 09:12:44 +0200
-Message-ID: <{recipient.replace('@', '.')}.bounce@mail.sender.test>
-Auto-Submitted: auto-replied
-MIME-Version: 1.0
-Content-Type: multipart/report; report-type=delivery-status;
-\tboundary="{boundary}"
-
---{boundary}
-Content-Description: Notification
-Content-Type: text/plain; charset=us-ascii
-
-This is the mail system at host mail.sender.test.
-
-<{recipient}>: host mx.example.net[192.0.2.30] said: {SPAM_REPLY}
-    (in reply to end of DATA command)
-
---{boundary}
-Content-Description: Delivery report
-Content-Type: message/delivery-status
-
-Reporting-MTA: dns; mail.sender.test
-Arrival-Date: Tue, 14 May 2024 09:12:40 +0200
-
-Final-Recipient: rfc822; {recipient}
-Original-Recipient: rfc822;{recipient}
-Action: failed
-Status: 5.7.1
-Remote-MTA: dns; mx.example.net
-Diagnostic-Code: smtp; {SPAM_REPLY}
-
---{boundary}
-Content-Description: Undelivered Message Headers
-Content-Type: text/rfc822-headers
-
-From: Ann Example <{sender}>
-To: Bob <{recipient}>
-Subject: {subject}
-Date: Tue, 14 May 2024 09:12:39 +0200
-Message-ID: {message_id}
-
---{boundary}--
-"""
-    return text.encode("ascii")
+    return postfix_dsn(recipient, SPAM_REPLY, to=sender, sender=sender, arrival=ARRIVAL,
+                       subject=subject, message_id=message_id)
 
 
 class WebhookEndpoint:
@@ -244,7 +199,7 @@ def test_spam_bounce_sends_mail_and_webhook(database_url, relay, endpoint, tmp_p
         # The message arrived as sent over SMTP, with CRLF line ends.
         text = message.get_content().replace("\r\n", "\n")
         assert f"Server's reply:    {SPAM_REPLY}\n" in text
-        assert "Receiving server:  mx.example.net\n" in text
+        assert "Receiving server:  mx.dest.test\n" in text
         assert "When:              2024-05-14 07:12:39 UTC\n" in text
         assert "Your subject:      Quarterly figures\n" in text
         assert "Your Message-ID:   <figures-2024q2@sender.test>\n" in text

@@ -22,12 +22,11 @@ import dataclasses
 import re
 import string
 import socket
-import tomllib
 from dataclasses import dataclass, field
 from typing import Any
 
 from bouncewise.gate.scanners import Scanner, build_scanner
-from bouncewise.settings import ConfigError, build_settings, reject_unknown
+from bouncewise.settings import ConfigError, build_settings, load_toml, reject_unknown
 
 __all__ = ["GateSettings", "Replies", "GateConfig", "load_config", "parse_config", "ConfigError"]
 
@@ -154,19 +153,7 @@ class GateConfig:
 
 def load_config(path: str | None) -> GateConfig:
     """Read the configuration file at `path`; with None, return the defaults."""
-    if path is None:
-        return parse_config({})
-    try:
-        with open(path, "rb") as stream:
-            data = tomllib.load(stream)
-    except OSError as error:
-        raise ConfigError(f"{path}: cannot read: {error.strerror or error}") from error
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"{path}: invalid TOML: {error}") from error
-    try:
-        return parse_config(data)
-    except ConfigError as error:
-        raise ConfigError(f"{path}: {error}") from error
+    return load_toml(path, parse_config)
 
 
 def parse_config(data: dict[str, Any]) -> GateConfig:

@@ -16,11 +16,10 @@ Without a file the ledger keeps an SQLite database in the current folder and sen
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from typing import Any
 
-from bouncewise.settings import ConfigError, build_settings, reject_unknown
+from bouncewise.settings import ConfigError, build_settings, load_toml, reject_unknown
 
 __all__ = ["LedgerConfig", "StoreSettings", "VerpSettings", "PolicySettings", "NotifySettings",
            "MailSettings", "WebhookSettings", "ImapSettings", "load_config", "parse_config"]
@@ -169,19 +168,7 @@ class LedgerConfig:
 
 def load_config(path: str | None) -> LedgerConfig:
     """Read the configuration file at `path`; with None, return the defaults."""
-    if path is None:
-        return parse_config({})
-    try:
-        with open(path, "rb") as stream:
-            data = tomllib.load(stream)
-    except OSError as error:
-        raise ConfigError(f"{path}: cannot read: {error.strerror or error}") from error
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"{path}: invalid TOML: {error}") from error
-    try:
-        return parse_config(data)
-    except ConfigError as error:
-        raise ConfigError(f"{path}: {error}") from error
+    return load_toml(path, parse_config)
 
 
 def parse_config(data: dict[str, Any]) -> LedgerConfig:

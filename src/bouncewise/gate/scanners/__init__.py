@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 __all__ = ["CLEAN", "SPAM", "VIRUS", "ScanResult", "ScanError", "Scanner", "SCANNER_TYPES",
-           "build_scanner", "parse_address"]
+           "build_scanner", "check_settings", "parse_address"]
 
 # Verdicts, in rising order of severity: when several scanners return one, the most severe wins.
 CLEAN = "clean"
@@ -68,6 +68,20 @@ def build_scanner(settings: dict[str, Any]) -> Scanner:
                          f"{', '.join(sorted(SCANNER_TYPES))}")
     module = importlib.import_module(SCANNER_TYPES[kind])
     return module.from_settings(settings)
+
+
+def check_settings(settings: dict[str, Any], known: frozenset[str], scanner: str) -> str:
+    """Raise ValueError for a key not in `known`; return the `address` setting, which must be
+    a string if given ("" where it is absent)."""
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        raise ValueError(f"{scanner} scanner: unknown setting {', '.join(map(repr, unknown))}, "
+                         f"expected some of {', '.join(sorted(known))}")
+    address = settings.get("address", "")
+    if not isinstance(address, str):
+        raise ValueError(f"{scanner} scanner: address must be a string such as "
+                         f"\"host:port\", got {address!r}")
+    return address
 
 
 def parse_address(text: str, default_port: int) -> tuple[str, int]:

@@ -24,7 +24,8 @@ import struct
 from dataclasses import dataclass
 from typing import Any
 
-from bouncewise.gate.scanners import CLEAN, DEFAULT_TIMEOUT, VIRUS, ScanError, ScanResult, parse_address
+from bouncewise.gate.scanners import (CLEAN, DEFAULT_TIMEOUT, VIRUS, ScanError, ScanResult,
+                                      check_settings, parse_address)
 from bouncewise.gate.scanners.net import connect, read_line
 
 __all__ = ["ClamdScanner", "from_settings", "parse_reply"]
@@ -121,15 +122,7 @@ def parse_reply(reply: bytes, scanner: str, where: str) -> ScanResult:
 
 def from_settings(settings: dict[str, Any]) -> ClamdScanner:
     """Build a ClamdScanner from a `[[scanner]]` table. Raise ValueError for a bad setting."""
-    unknown = sorted(set(settings) - SETTING_KEYS)
-    if unknown:
-        raise ValueError(f"clamd scanner: unknown setting {', '.join(map(repr, unknown))}, "
-                         f"expected some of {', '.join(sorted(SETTING_KEYS))}")
-
-    address = settings.get("address", DEFAULT_ADDRESS)
-    if not isinstance(address, str):
-        raise ValueError(f"clamd scanner: address must be a string \"host:port\" or "
-                         f"\"unix:/path\", got {address!r}")
+    address = check_settings(settings, SETTING_KEYS, "clamd") or DEFAULT_ADDRESS
     host: str
     port: int | None
     if address.startswith(UNIX_PREFIX):

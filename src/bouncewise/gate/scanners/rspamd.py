@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from bouncewise.gate.scanners import CLEAN, DEFAULT_TIMEOUT, SPAM, ScanError, ScanResult
+from bouncewise.gate.scanners import (CLEAN, DEFAULT_TIMEOUT, SPAM, ScanError, ScanResult,
+                                      check_settings)
 from bouncewise.gate.scanners.net import connect, send_and_read
 
 __all__ = ["RspamdScanner", "from_settings", "parse_response", "parse_result"]
@@ -213,11 +214,7 @@ def optional_number(reply: dict[str, Any], key: str, where: str) -> float | None
 
 def from_settings(settings: dict[str, Any]) -> RspamdScanner:
     """Build an RspamdScanner from a `[[scanner]]` table. Raise ValueError for a bad setting."""
-    unknown = sorted(set(settings) - SETTING_KEYS)
-    if unknown:
-        raise ValueError(f"rspamd scanner: unknown setting {', '.join(map(repr, unknown))}, "
-                         f"expected some of {', '.join(sorted(SETTING_KEYS))}")
-
+    check_settings(settings, SETTING_KEYS, "rspamd")
     url = settings.get("url", DEFAULT_URL)
     host, port, target = split_url(url)
 

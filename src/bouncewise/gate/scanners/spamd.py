@@ -26,7 +26,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from bouncewise.gate.scanners import CLEAN, DEFAULT_TIMEOUT, SPAM, ScanError, ScanResult, parse_address
+from bouncewise.gate.scanners import (CLEAN, DEFAULT_TIMEOUT, SPAM, ScanError, ScanResult,
+                                      check_settings, parse_address)
 from bouncewise.gate.scanners.net import connect, send_and_read
 
 __all__ = ["SpamdScanner", "from_settings", "parse_reply"]
@@ -155,14 +156,7 @@ def parse_reply(reply: bytes, scanner: str, where: str) -> ScanResult:
 
 def from_settings(settings: dict[str, Any]) -> SpamdScanner:
     """Build a SpamdScanner from a `[[scanner]]` table. Raise ValueError for a bad setting."""
-    unknown = sorted(set(settings) - SETTING_KEYS)
-    if unknown:
-        raise ValueError(f"spamd scanner: unknown setting {', '.join(map(repr, unknown))}, "
-                         f"expected some of {', '.join(sorted(SETTING_KEYS))}")
-
-    address = settings.get("address", DEFAULT_ADDRESS)
-    if not isinstance(address, str):
-        raise ValueError(f"spamd scanner: address must be a string \"host:port\", got {address!r}")
+    address = check_settings(settings, SETTING_KEYS, "spamd") or DEFAULT_ADDRESS
     host, port = parse_address(address, DEFAULT_PORT)
     if not host:
         raise ValueError(f"spamd scanner: address {address!r} has no host")
