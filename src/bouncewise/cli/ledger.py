@@ -1,8 +1,8 @@
 """`bouncewise ledger` and `bouncewise verp`: bounce bookkeeping for an application that sends mail.
 
-Exit status of `ledger ingest`: 0 when every message was recorded (an unreadable one is recorded
-as such), 75 (EX_TEMPFAIL) when the database or the configuration cannot be used, so that a
-Postfix pipe transport keeps the message and retries, and 1 for other input errors.
+`ledger ingest` exits 0 when every message was recorded; an unreadable one is recorded as such.
+It exits 75 (EX_TEMPFAIL) when the database or the configuration cannot be used, so that a
+Postfix pipe transport keeps the message and retries.
 """
 
 from __future__ import annotations

@@ -116,9 +116,9 @@ class WebhookSettings:
 
 @dataclass(frozen=True, slots=True)
 class NotifySettings:
-    """The `[notify]` table: which refusals are told to the sender, and how often."""
+    """The `[notify]` table: which refusals the sender is notified of, and how often."""
 
-    # Categories of failure that the sender is told about.
+    # Categories of failure that the sender is notified of.
     categories: tuple[str, ...] = ("spam-block", "virus", "sender-config")
 
     # Seconds: at most one notice per sender (or application tag) and channel in this time.

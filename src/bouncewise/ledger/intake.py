@@ -1,7 +1,7 @@
 """Taking bounces into the ledger: classify each message, attribute it, record it in batches.
 
-A message is attributed to a recipient through a VERP token where the address the bounce was
-sent to carries a valid one; the classifier's recipient is used otherwise. Messages are
+Where the address a bounce was sent to carries a valid VERP token, the token names the
+recipient. Otherwise the classifier's recipient is used. Messages are
 recorded in transactions of `batch_size`, and a Maildir message is marked seen only after its
 transaction has been committed, so a failing database leaves every unrecorded message in place.
 """
@@ -132,7 +132,7 @@ class Intake:
             return verp.decode(address, [settings.secret, *settings.old_secrets],
                                settings.prefix)
         except verp.VerpError as error:
-            # A forged or damaged token: the bounce is still recorded, by what it says itself.
+            # A forged or damaged token: the bounce is still recorded, by its own contents.
             LOGGER.warning("verp: %s: refused: %s", item.source, error)
             return None
 
@@ -154,8 +154,8 @@ def _event(result, token: verp.VerpToken | None) -> EventInput:
     if token is not None and (not recipient or _report_kind(result)):
         recipient = token.recipient
     elif token is not None and recipient.lower() != token.recipient.lower():
-        # The bounce names another address than the one the mail was sent to, as forwarding
-        # and aliases make happen; the token is what the application sent to.
+        # The bounce names another address than the one the mail was sent to, because of a
+        # forward or an alias. The token names the address the application sent to.
         LOGGER.info("verp: bounce names <%s>, token names <%s>; using the token",
                     recipient, token.recipient)
         recipient = token.recipient
@@ -202,7 +202,7 @@ def _timestamp(text: str) -> datetime | None:
 
 
 def _envelope_addresses(data: bytes, limits) -> list[str]:
-    """Return the addresses the message says it was delivered to, most reliable first."""
+    """Return the addresses the message was delivered to by its header, most reliable first."""
     head, _ = split_head(normalize_newlines(data[: limits.max_header_size * 2]), limits)
     fields = parse_header_block(head, limits)
     found = []

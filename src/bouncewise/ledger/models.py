@@ -66,14 +66,14 @@ class BounceEvent(Base):
     feedback_type: Mapped[str] = mapped_column(String(40), default="")
     advice: Mapped[str] = mapped_column(String(LONG_TEXT), default="")
     tag: Mapped[str] = mapped_column(String(SHORT_TEXT), default="")
-    # When the failure happened where the bounce says so, else when the bounce was taken in.
+    # When the failure happened, where the bounce gives it; else when the bounce was taken in.
     occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     # The decision taken on this event, in words ("suppressed: 1 hard bounce", "recorded").
     decision: Mapped[str] = mapped_column(String(SHORT_TEXT), default="")
 
 
 class RecipientState(Base):
-    """Everything the ledger knows about one recipient address, and whether it is suppressed."""
+    """State of one recipient address: counts, score, last failure, and suppression."""
 
     __tablename__ = "recipients"
 

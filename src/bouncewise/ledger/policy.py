@@ -3,9 +3,9 @@
 The rule of the ledger is that only evidence about the address itself can suppress it:
 
 - bad-address: suppressed after `bad_address_bounces` hard bounces (default 1);
-- mailbox-unavailable and transient: a score that grows by at most one step a day and
-  suppresses only once it reaches the threshold over several days, and starts again when the
-  address has been quiet for a while or a delivery report comes (Mailman's bounce score);
+- mailbox-unavailable and transient: a score that grows by at most one step a day (Mailman's
+  bounce score). It suppresses only once it reaches the threshold over several days. It starts
+  again when the address has been quiet for a while or a delivery report comes;
 - complaint: suppressed at once, because the recipient asked not to be mailed;
 - spam-block, virus, sender-config, policy: never suppressed, because they say nothing about the
   address; the sender is told instead;
@@ -24,7 +24,7 @@ __all__ = ["Outcome", "apply"]
 # Categories whose bounces add to the soft-bounce score, with their weight's setting.
 _SOFT_CATEGORIES = ("mailbox-unavailable", "transient")
 
-# Categories that say nothing about the address: the sender's mail or setup was refused.
+# Categories with no evidence about the address: the sender's mail or setup was refused.
 SENDER_CATEGORIES = frozenset(("spam-block", "virus", "sender-config", "policy"))
 
 

@@ -83,7 +83,7 @@ class MessageInput:
 
 @dataclass(frozen=True, slots=True)
 class Recorded:
-    """What recording one message did."""
+    """Outcome of recording one message."""
 
     duplicate: bool
     decisions: tuple[tuple[str, str], ...] = ()
@@ -133,9 +133,9 @@ class Ledger:
                      received_at: datetime | None = None) -> list[Recorded]:
         """Record messages and their events in `session`, skipping any seen before.
 
-        The work is done in a few statements per batch rather than several per message: one
-        insert of the messages, one of new recipients, one locking read of all recipients
-        involved, one insert of the events and one of the notices.
+        A batch takes five statements rather than several per message. They insert the
+        messages and the new recipients, lock all recipients involved, and insert the events
+        and the notices.
         """
         received_at = received_at or datetime.now(UTC)
         new_ids = self._insert_messages(session, messages, received_at)
@@ -332,7 +332,7 @@ class Ledger:
 
 
 def notice_payload(row: dict) -> dict:
-    """Return the facts a notice tells, from an event's row, as JSON types."""
+    """Return the facts of a notice, from an event's row, as JSON types."""
     occurred_at = _aware(row["occurred_at"])
     assert occurred_at is not None
     return {"recipient": row["recipient"], "sender": row["sender"], "tag": row["tag"],
@@ -384,7 +384,7 @@ def _aware(moment: datetime | None) -> datetime | None:
 
 
 def _notifiable(sender: str) -> bool:
-    """Return True for an original sender that can be told: not empty, not a mail system."""
+    """Return True for an original sender that can be notified: not empty, not a mail system."""
     local = sender.lower().partition("@")[0]
     return bool(sender) and "@" in sender and local not in ("mailer-daemon", "postmaster", "")
 

@@ -6,7 +6,7 @@ An application that sends to alice@example.org for its user 42 uses a return pat
 
 The part after "+" is a token: base32 of the recipient and tag, then a dot and base32 of the
 first 10 bytes of their HMAC-SHA256 under a secret key. A bounce to that address is attributed to
-alice@example.org and user 42 even when the bounce names nobody. Base32 in lower case survives
+alice@example.org and user 42 even when the bounce names no recipient. Base32 in lower case survives
 mail systems that change the case of local parts. Anyone can write an address, so a token whose
 signature does not verify is refused, never trusted.
 """
@@ -27,7 +27,7 @@ SIGNATURE_BYTES = 10
 # Separator of recipient and tag inside the signed payload; neither may contain it.
 _SEPARATOR = "\n"
 
-# Longest tag accepted; the local part is long enough already.
+# Maximum tag length, because the local part is long already.
 MAX_TAG_LENGTH = 64
 
 
@@ -37,7 +37,7 @@ class VerpError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class VerpToken:
-    """What a valid VERP address carries."""
+    """Contents of a valid VERP address."""
 
     recipient: str
     tag: str = ""
