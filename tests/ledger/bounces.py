@@ -9,12 +9,14 @@ from datetime import UTC, datetime
 def postfix_dsn(recipient: str, reply: str, *, to: str = "ann@sender.test",
                 sender: str = "ann@sender.test", arrival: datetime | None = None,
                 final_recipient: str | None = None, action: str = "failed",
-                subject: str = "Our newsletter", message_id: str = "") -> bytes:
+                subject: str = "Our newsletter", message_id: str = "",
+                original_date: datetime | None = None) -> bytes:
     """Return a Postfix bounce of a message from `sender` that `recipient`'s server refused
     with `reply`. `to` is the address the bounce is sent to, such as a VERP return path;
     `final_recipient` overrides the address the report names (empty: none)."""
     arrival = arrival or datetime.now(UTC)
     date = arrival.strftime("%a, %d %b %Y %H:%M:%S +0000")
+    sent = (original_date or arrival).strftime("%a, %d %b %Y %H:%M:%S +0000")
     status = reply.split()[1] if len(reply.split()) > 1 and reply.split()[1][:2] in (
         "4.", "5.") else "5.0.0"
     named = recipient if final_recipient is None else final_recipient
@@ -60,7 +62,7 @@ From: Ann <{sender}>
 To: {recipient}
 Subject: {subject}
 Message-ID: {message_id or f"<{queue_id}.original@sender.test>"}
-Date: {date}
+Date: {sent}
 
 --{queue_id}/mx--
 """

@@ -70,7 +70,7 @@ def test_status_text_names_decision(tmp_path, database):
     text = status.stdout.decode()
     assert text.startswith("bob@dest.test: not suppressed")
     assert "spamdetected" in text
-    assert "-> spam-block: not about the address; the sender is told" in text
+    assert "-> spam-block: not about the address; the sender is notified" in text
 
 
 def test_unsuppress(tmp_path, database):
@@ -161,11 +161,12 @@ def test_verp_encode_and_decode(tmp_path):
     config = tmp_path / "ledger.toml"
     config.write_text(f'[verp]\nsecret = "{SECRET}"\ndomain = "bounce.sender.test"\n')
 
-    encoded = _run("verp", "encode", "Alice@Dest.test", "--tag", "user-42", config=config)
+    encoded = _run("verp", "encode", "Alice@Dest.test", "--tag", "user-42", "--config",
+                   str(config))
     address = encoded.stdout.decode().strip()
-    decoded = _run("verp", "decode", address, config=config)
+    decoded = _run("verp", "decode", address, "--config", str(config))
     altered = address.replace(address.split(".")[0][-3:], "aaa", 1)
-    refused = _run("verp", "decode", altered, config=config)
+    refused = _run("verp", "decode", altered, "--config", str(config))
 
     assert address.startswith("bounces+")
     assert address.endswith("@bounce.sender.test")
@@ -182,3 +183,33 @@ def test_bad_config_is_one_line(tmp_path):
 
     assert completed.returncode == 75
     assert b"unknown key 'bad_adress_bounces' in [policy]" in completed.stderr
+
+
+def test_read_commands_do_not_create_a_ledger(tmp_path):
+    database = f"sqlite:///{tmp_path / 'typo.db'}"
+
+    completed = _run("ledger", "status", "bob@dest.test", database=database)
+
+    assert completed.returncode == 75
+    assert b"run 'ledger ingest' first" in completed.stderr
+    assert not (tmp_path / "typo.db").exists()
+
+
+def test_unknown_database_kind_is_one_line():
+    completed = _run("ledger", "ingest", "-", database="mysql://nobody@127.0.0.1/none",
+                     stdin=postfix_dsn("bob@dest.test", SPAM))
+
+    assert completed.returncode == 75
+    assert len(completed.stderr.decode().strip().splitlines()) == 1
+    assert b"cannot be used" in completed.stderr
+
+
+def test_own_notice_coming_back_is_not_a_bounce(tmp_path, database):
+    notice = (b"From: postmaster@sender.test\nTo: ann@sender.test\nSubject: Your message to "
+              b"bob@dest.test was refused as spam\nAuto-Submitted: auto-generated\n"
+              b"X-Bouncewise-Notice: 7\n\nThe server said: 554 5.7.1 rejected as spam\n")
+
+    completed = _run("ledger", "ingest", "-", database=database, stdin=notice)
+
+    assert completed.returncode == 0
+    assert b"events=0" in completed.stderr

@@ -56,7 +56,7 @@ def test_spam_refusal_never_suppresses(database_url):
     state, events = _state(config, "bob@dest.test")
     assert not state.suppressed
     assert state.counts == {"spam-block": 10}
-    assert events[0].decision == "spam-block: not about the address; the sender is told"
+    assert events[0].decision == "spam-block: not about the address; the sender is notified"
 
 
 def test_same_bounce_twice_is_recorded_once(database_url):
@@ -211,3 +211,45 @@ def test_same_bounce_twice_in_one_batch(database_url):
     assert intake.stats.messages == 1
     assert intake.stats.duplicates == 1
     assert _state(config, "bob@dest.test")[0].counts == {"spam-block": 1}
+
+
+def test_soft_score_does_not_depend_on_intake_order(database_url):
+    config = config_for(database_url)
+    address = "full@dest.test"
+    newest_first = [postfix_dsn(address, MAILBOX_FULL.format(address), arrival=START + DAY * day)
+                    for day in (4, 0, 1, 2, 3)]
+    _ingest(config, *newest_first)
+
+    state, _ = _state(config, address)
+    assert state.bounce_score == 5
+    assert state.suppressed
+
+
+def test_event_time_is_the_bounce_date(database_url):
+    config = config_for(database_url)
+    # The returned message was sent on November 2; the bounces were written on later days.
+    bounces = [postfix_dsn("full@dest.test", MAILBOX_FULL.format("full@dest.test"),
+                           arrival=START + DAY * day, original_date=START)
+               for day in range(3)]
+    _ingest(config, *bounces)
+
+    _, events = _state(config, "full@dest.test")
+    assert [event.occurred_at.day for event in events] == [2, 3, 4]
+
+
+def test_no_mail_notice_to_our_own_return_path(database_url):
+    from sqlalchemy import select
+
+    from bouncewise.ledger.models import Notice
+
+    config = config_for(database_url, verp=VERP, notify={"mail": {"relay": "127.0.0.1:2525"}})
+    return_path = verp.encode("bob@dest.test", SECRET, "bounce.sender.test", tag="user-7")
+    _ingest(config, postfix_dsn("bob@dest.test", SPAM, to=return_path, sender=return_path))
+
+    ledger = Ledger(config)
+    try:
+        with ledger.transaction() as session:
+            channels = list(session.execute(select(Notice.channel)).scalars())
+    finally:
+        ledger.close()
+    assert channels == []

@@ -12,6 +12,7 @@ import io
 import json
 import logging
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -47,14 +48,17 @@ def _config(context: click.Context) -> LedgerConfig:
     return config
 
 
-def _open(context: click.Context):
-    """Open the ledger, or exit 75 with one line naming the database and the cause."""
+def _open(context: click.Context, create: bool = False):
+    """Open the ledger, or exit 75 with one line naming the database and the cause.
+
+    Only `ingest` creates a ledger; the other commands need an existing one.
+    """
     from bouncewise.ledger.store import Ledger, LedgerUnavailable
 
     try:
-        return Ledger(_config(context), context.obj["database"])
+        return Ledger(_config(context), context.obj["database"], create=create)
     except LedgerUnavailable as error:
-        _fail(f"{error}; nothing was recorded", EX_TEMPFAIL)
+        _fail(f"{error}; nothing was recorded" if create else str(error), EX_TEMPFAIL)
 
 
 @click.group("ledger")
@@ -80,7 +84,7 @@ def ledger_group(context: click.Context, config_path: str | None, database: str 
 @click.option("--follow", is_flag=True,
               help="Keep watching: Maildir folders and --imap are read again every "
                    "follow_interval seconds.")
-@click.option("--imap", "use_imap", is_flag=True, help="Read the [imap] mailbox of the config.")
+@click.option("--imap", "use_imap", is_flag=True, help="Read the [imap] mailbox of the configuration.")
 @click.option("--envelope-to", default="",
               help="Address the message was delivered to, for VERP (Postfix pipe: "
                    "${original_recipient}).")
@@ -106,7 +110,7 @@ def ingest_command(context: click.Context, paths: tuple[str, ...], follow: bool,
         raise click.UsageError(f"--follow reads only Maildir folders and --imap, not "
                                f"{others[0]!r}")
 
-    ledger = _open(context)
+    ledger = _open(context, create=True)
     intake = Intake(ledger, config)
 
     def once() -> None:
@@ -123,6 +127,8 @@ def ingest_command(context: click.Context, paths: tuple[str, ...], follow: bool,
         if not no_notify:
             _deliver(ledger, config)
 
+    # A service manager stops --follow with SIGTERM; finish like Ctrl-C, with the summary.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         once()
         while follow:
@@ -137,6 +143,10 @@ def ingest_command(context: click.Context, paths: tuple[str, ...], follow: bool,
     finally:
         click.echo(intake.stats.summary(), err=True)
         ledger.close()
+
+
+def _interrupt(signal_number, frame) -> None:
+    raise KeyboardInterrupt
 
 
 def _mark_batch_seen(batch) -> None:
@@ -216,7 +226,8 @@ def suppressed_command(context: click.Context, output_format: str) -> None:
     ledger = _open(context)
     try:
         rows = [{"address": state.address, "since": _when(state.suppressed_at),
-                 "reason": state.last_reason, "why": state.suppressed_reason}
+                 "reason": state.last_reason, "tag": state.last_tag,
+                 "why": state.suppressed_reason}
                 for state in ledger.suppressed()]
     finally:
         ledger.close()
@@ -225,13 +236,14 @@ def suppressed_command(context: click.Context, output_format: str) -> None:
         click.echo(json.dumps(rows, indent=2))
     elif output_format == "csv":
         buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=["address", "since", "reason", "why"])
+        writer = csv.DictWriter(buffer, fieldnames=["address", "since", "reason", "tag", "why"])
         writer.writeheader()
         writer.writerows(rows)
         click.echo(buffer.getvalue(), nl=False)
     else:
         for row in rows:
-            click.echo(f"{row['address']:<40} {row['since']:<21} {row['why']}")
+            tag = f" [{row['tag']}]" if row["tag"] else ""
+            click.echo(f"{row['address']:<40} {row['since']:<21} {row['why']}{tag}")
 
 
 @ledger_group.command("unsuppress")
@@ -249,27 +261,32 @@ def unsuppress_command(context: click.Context, address: str) -> None:
     click.echo(f"{address}: suppression lifted")
 
 
+_VERP_CONFIG_HELP = "TOML configuration with a [verp] table (or $BOUNCEWISE_LEDGER_CONFIG)."
+
+
 @click.group("verp")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
-              envvar="BOUNCEWISE_LEDGER_CONFIG", help="TOML configuration with a [verp] table.")
-@click.pass_context
-def verp_group(context: click.Context, config_path: str | None) -> None:
+def verp_group() -> None:
     """Make and check signed VERP return paths."""
+
+
+def _verp_config(config_path: str | None) -> LedgerConfig:
     try:
         config = load_config(config_path)
     except ConfigError as error:
         _fail(str(error), 2)
     if not config.verp.secret:
-        _fail("no [verp] secret in the configuration (give --config FILE)", 2)
-    context.obj = config
+        _fail("no [verp] secret in the configuration: give --config FILE", 2)
+    return config
 
 
 @verp_group.command("encode")
 @click.argument("recipient")
 @click.option("--tag", default="", help="Application tag, such as a user or object id.")
-@click.pass_obj
-def verp_encode_command(config: LedgerConfig, recipient: str, tag: str) -> None:
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              envvar="BOUNCEWISE_LEDGER_CONFIG", help=_VERP_CONFIG_HELP)
+def verp_encode_command(recipient: str, tag: str, config_path: str | None) -> None:
     """Print the return path for mail to RECIPIENT."""
+    config = _verp_config(config_path)
     try:
         click.echo(verp.encode(recipient, config.verp.secret, config.verp.domain, tag,
                                config.verp.prefix))
@@ -279,9 +296,11 @@ def verp_encode_command(config: LedgerConfig, recipient: str, tag: str) -> None:
 
 @verp_group.command("decode")
 @click.argument("address")
-@click.pass_obj
-def verp_decode_command(config: LedgerConfig, address: str) -> None:
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              envvar="BOUNCEWISE_LEDGER_CONFIG", help=_VERP_CONFIG_HELP)
+def verp_decode_command(address: str, config_path: str | None) -> None:
     """Check a return path's signature and print its recipient and tag."""
+    config = _verp_config(config_path)
     try:
         token = verp.decode(address, [config.verp.secret, *config.verp.old_secrets],
                             config.verp.prefix)
@@ -291,11 +310,13 @@ def verp_decode_command(config: LedgerConfig, address: str) -> None:
 
 
 def _state_text(state) -> str:
+    tag = f" (tag {state.last_tag})" if state.last_tag else ""
     if state.suppressed:
         head = f"{state.address}: suppressed since {_when(state.suppressed_at)}: " \
                f"{state.suppressed_reason.removeprefix('suppressed: ')}"
     else:
         head = f"{state.address}: not suppressed"
+    head += tag
     counts = ", ".join(f"{name} {count}" for name, count in sorted((state.counts or {}).items()))
     return "\n".join([
         head,
@@ -310,7 +331,8 @@ def _state_dict(state) -> dict:
             "suppressed_reason": state.suppressed_reason,
             "suppressed_at": _when(state.suppressed_at), "first_seen": _when(state.first_seen),
             "last_seen": _when(state.last_seen), "counts": state.counts,
-            "bounce_score": state.bounce_score, "last_reason": state.last_reason,
+            "bounce_score": state.bounce_score, "last_tag": state.last_tag,
+            "last_reason": state.last_reason,
             "last_category": state.last_category, "last_reply": state.last_reply}
 
 

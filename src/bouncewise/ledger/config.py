@@ -166,6 +166,11 @@ class LedgerConfig:
     imap: ImapSettings = field(default_factory=ImapSettings)
 
 
+def _is_host_port(text: str) -> bool:
+    host, _, port = text.rpartition(":")
+    return bool(host) and port.isdigit() and 0 < int(port) < 65536
+
+
 def load_config(path: str | None) -> LedgerConfig:
     """Read the configuration file at `path`; with None, return the defaults."""
     return load_toml(path, parse_config)
@@ -192,6 +197,9 @@ def parse_config(data: dict[str, Any]) -> LedgerConfig:
                           f"{config.imap.security!r}")
     if config.verp.secret and not config.verp.domain:
         raise ConfigError("[verp] secret is set but domain is not: the return paths need one")
+    if config.mail.relay and not _is_host_port(config.mail.relay):
+        raise ConfigError(f"[notify.mail] relay must be HOST:PORT, such as 127.0.0.1:25, not "
+                          f"{config.mail.relay!r}")
     if config.webhook.url and not config.webhook.url.startswith(("http://", "https://")):
         raise ConfigError(f"[notify.webhook] url must start with http:// or https://, not "
                           f"{config.webhook.url!r}")

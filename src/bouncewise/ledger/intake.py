@@ -13,19 +13,22 @@ import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from bouncewise.classify import Failure, classify_item, explain
 from bouncewise.config import DEFAULT_LIMITS
 from bouncewise.ledger import verp
 from bouncewise.ledger.config import LedgerConfig
 from bouncewise.ledger.store import EventInput, Ledger, MessageInput, Recorded, message_key
-from bouncewise.mail.headers import addresses, parse_header_block
+from bouncewise.mail.headers import addresses, parse_date_utc, parse_header_block
 from bouncewise.decode.plain import cut_original, notice_body, squeeze
 from bouncewise.mail.message import Message, normalize_newlines, split_head
 from bouncewise.mail.sources import Item, iter_items
 
-__all__ = ["Intake", "IntakeStats", "maildir_pending", "mark_seen"]
+__all__ = ["Intake", "IntakeStats", "maildir_pending", "mark_seen", "NOTICE_HEADER"]
+
+# Header field that marks the ledger's own notices (lower case, as the header parser keys it).
+NOTICE_HEADER = "x-bouncewise-notice"
 
 LOGGER = logging.getLogger("bouncewise.ledger")
 
@@ -99,17 +102,24 @@ class Intake:
     def _prepare(self, item: Item, envelope_to: str) -> MessageInput:
         """Classify one item and attribute it; return what is to be recorded."""
         key = message_key(item.data or item.source.encode("utf-8", "replace"))
+        if item.data and _header_fields(item.data, self.limits).get(NOTICE_HEADER):
+            # A notice of our own that came back, such as one sent to a return path that
+            # leads here: recording it as a bounce would invent an event.
+            LOGGER.info("ingest: %s: a bouncewise notice, not a bounce; recorded without events",
+                        item.source)
+            return MessageInput(item.source, key)
         outcome = classify_item(item, self.limits)
         if isinstance(outcome, Failure):
             LOGGER.info("ingest: %s: unreadable: %s", item.source, outcome.error)
             return MessageInput(item.source, key, error=outcome.error or "unreadable")
 
         token = self._verp_token(item, envelope_to)
-        events = [_event(result, token) for result in outcome]
+        reported_at = _reported_at(item.data, self.limits)
+        events = [_event(result, token, reported_at) for result in outcome]
         if token is not None and not events:
             # A bounce that names no recipient the classifier could find: the token names
             # the recipient, and the notice text the reason.
-            unnamed = _unnamed_failure(item.data, token, self.limits)
+            unnamed = _unnamed_failure(item.data, token, self.limits, reported_at)
             if unnamed is None:
                 LOGGER.info("ingest: %s: VERP token for <%s> but no failure notice",
                             item.source, token.recipient)
@@ -144,11 +154,10 @@ class Intake:
         self.stats.unreadable += bool(message.error)
         self.stats.events += len(message.events)
         self.stats.notices += recorded.notices
-        self.stats.suppressed += sum(decision.startswith("suppressed")
-                                     for _, decision in recorded.decisions)
+        self.stats.suppressed += recorded.suppressed
 
 
-def _event(result, token: verp.VerpToken | None) -> EventInput:
+def _event(result, token: verp.VerpToken | None, reported_at: datetime | None) -> EventInput:
     """Turn a classifier result into an event; a VERP token names the recipient and tag."""
     recipient = result.recipient
     if token is not None and (not recipient or _report_kind(result)):
@@ -165,10 +174,11 @@ def _event(result, token: verp.VerpToken | None) -> EventInput:
         diagnostic=result.diagnostic, remote_mta=result.remote_mta, sender=result.sender,
         original_message_id=result.original_message_id, subject=result.subject,
         feedback_type=result.feedback_type, advice=result.advice,
-        tag=token.tag if token else "", occurred_at=_timestamp(result.timestamp))
+        tag=token.tag if token else "", occurred_at=reported_at)
 
 
-def _unnamed_failure(data: bytes, token: verp.VerpToken, limits) -> EventInput | None:
+def _unnamed_failure(data: bytes, token: verp.VerpToken, limits,
+                     reported_at: datetime | None) -> EventInput | None:
     """Return the event of a failure notice that names no recipient, judged by its text."""
     message = Message(data, limits)
     sender = message.header("from").lower()
@@ -184,27 +194,37 @@ def _unnamed_failure(data: bytes, token: verp.VerpToken, limits) -> EventInput |
     return EventInput(recipient=token.recipient, reason=verdict.reason,
                       category=verdict.category, hard_bounce=verdict.hard_bounce,
                       status=verdict.status, reply_code=verdict.reply_code, diagnostic=text,
-                      advice=verdict.advice, tag=token.tag)
+                      advice=verdict.advice, tag=token.tag, occurred_at=reported_at)
 
 
 def _report_kind(result) -> bool:
     return result.category in ("complaint", "auto-reply", "delivered")
 
 
-def _timestamp(text: str) -> datetime | None:
+def _reported_at(data: bytes, limits) -> datetime | None:
+    """Return when the bounce was written, from its own Date field, or None.
+
+    That is when the failure was reported. The returned message's date may be days older
+    (retries), and the time of intake days later (a backlog). A date more than a day ahead is
+    a wrong clock, and is not used.
+    """
+    text = parse_date_utc(_header_fields(data, limits).get("date", [""])[0])
     if not text:
         return None
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if moment > datetime.now(UTC) + timedelta(days=1):
         return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return moment
+
+
+def _header_fields(data: bytes, limits) -> dict[str, list[str]]:
+    head, _ = split_head(normalize_newlines(data[: limits.max_header_size * 2]), limits)
+    return parse_header_block(head, limits)
 
 
 def _envelope_addresses(data: bytes, limits) -> list[str]:
     """Return the addresses the message was delivered to by its header, most reliable first."""
-    head, _ = split_head(normalize_newlines(data[: limits.max_header_size * 2]), limits)
-    fields = parse_header_block(head, limits)
+    fields = _header_fields(data, limits)
     found = []
     for name in _ENVELOPE_FIELDS:
         for value in fields.get(name, []):

@@ -85,8 +85,12 @@ class RecipientState(Base):
     last_reason: Mapped[str] = mapped_column(String(40), default="")
     last_category: Mapped[str] = mapped_column(String(40), default="")
     last_reply: Mapped[str] = mapped_column(String(LONG_TEXT), default="")
-    # The soft-bounce score (mailbox-unavailable and transient), its first and last day.
+    # The application tag of the last event that had one (from a VERP token).
+    last_tag: Mapped[str] = mapped_column(String(SHORT_TEXT), default="")
+    # The soft-bounce score (mailbox-unavailable and transient), its first and last day, and
+    # the weight counted on each day, such as {"2026-11-02": 1.0}.
     bounce_score: Mapped[float] = mapped_column(Float, default=0.0)
+    score_days: Mapped[dict] = mapped_column(JSON, default=dict)
     score_started: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     score_updated: Mapped[datetime | None] = mapped_column(DateTime(timezone=True),
                                                            nullable=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from importlib import resources
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, insert, select, text
+from sqlalchemy import Engine, create_engine, event, insert, inspect, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -88,6 +89,8 @@ class Recorded:
     duplicate: bool
     decisions: tuple[tuple[str, str], ...] = ()
     notices: int = 0
+    # Addresses this message made suppressed (not those suppressed before).
+    suppressed: int = 0
 
 
 def message_key(data: bytes) -> str:
@@ -98,14 +101,31 @@ def message_key(data: bytes) -> str:
 class Ledger:
     """A connection to the ledger's database, with its schema brought up to date."""
 
-    def __init__(self, config: LedgerConfig, database: str | None = None) -> None:
+    def __init__(self, config: LedgerConfig, database: str | None = None,
+                 create: bool = True) -> None:
+        """Open the ledger at `database` (default: the configured one).
+
+        With `create`, a missing schema is created and an old one migrated. Without it, as
+        for commands that only read, a database without a ledger is an error, so that a
+        mistyped URL does not leave an empty ledger behind.
+        """
         self.config = config
         self.url = database or config.store.database
+        where = f"database {_safe_url(self.url)}"
+        if not create and self.url.startswith("sqlite:///") and not os.path.exists(
+                self.url.removeprefix("sqlite:///")):
+            raise LedgerUnavailable(f"{where}: no such file; run 'ledger ingest' first")
         try:
             self.engine = _engine(self.url)
-            upgrade(self.engine)
+            if create:
+                upgrade(self.engine)
+            elif not inspect(self.engine).has_table("recipients"):
+                raise LedgerUnavailable(f"{where}: no ledger found; run 'ledger ingest' first")
         except SQLAlchemyError as error:
-            raise LedgerUnavailable(f"database {_safe_url(self.url)}: {_cause(error)}") from error
+            raise LedgerUnavailable(f"{where}: {_cause(error)}") from error
+        except (ImportError, ValueError) as error:
+            # An unknown kind of database or a driver that is not installed.
+            raise LedgerUnavailable(f"{where}: cannot be used: {_cause(error)}") from error
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     def close(self) -> None:
@@ -154,18 +174,22 @@ class Ledger:
         results: dict[int, Recorded] = {}
         for message, message_id in fresh:
             decisions = []
+            newly = 0
             for item in message.events:
                 row = self._apply(states[item.recipient.lower()], message_id, item, received_at)
+                newly += row.pop("newly_suppressed")
                 event_rows.append(row)
                 decisions.append((item.recipient, row["decision"]))
-            results[id(message)] = Recorded(duplicate=False, decisions=tuple(decisions))
+            results[id(message)] = Recorded(duplicate=False, decisions=tuple(decisions),
+                                            suppressed=newly)
 
         notices = self._insert_events_and_notices(session, event_rows, received_at)
         for message, message_id in fresh:
             queued = notices.get(message_id, 0)
             if queued:
                 previous = results[id(message)]
-                results[id(message)] = Recorded(False, previous.decisions, queued)
+                results[id(message)] = Recorded(False, previous.decisions, queued,
+                                                previous.suppressed)
         return [results.get(id(message), Recorded(duplicate=True)) for message in messages]
 
     def _insert_messages(self, session: Session, messages: list[MessageInput],
@@ -212,18 +236,24 @@ class Ledger:
         counts = dict(state.counts or {})
         counts[item.category] = counts.get(item.category, 0) + 1
         outcome = policy.apply(item.category, item.hard_bounce, occurred_at, counts,
-                               state.bounce_score, _aware(state.score_started),
-                               _aware(state.score_updated), self.config.policy)
+                               dict(state.score_days or {}), self.config.policy)
 
         state.counts = counts
-        state.last_seen = max(_aware(state.last_seen) or occurred_at, occurred_at)
-        state.last_reason = item.reason
-        state.last_category = item.category
-        state.last_reply = item.diagnostic[:LONG_TEXT]
+        state.first_seen = min(_aware(state.first_seen) or occurred_at, occurred_at)
+        if occurred_at >= (_aware(state.last_seen) or occurred_at):
+            # The latest event describes the address now; an older one taken in late does not.
+            state.last_seen = occurred_at
+            state.last_reason = item.reason
+            state.last_category = item.category
+            state.last_reply = item.diagnostic[:LONG_TEXT]
+        if item.tag:
+            state.last_tag = item.tag[:SHORT_TEXT]
+        state.score_days = outcome.score_days
         state.bounce_score = outcome.bounce_score
-        state.score_started = outcome.score_started
-        state.score_updated = outcome.score_updated
-        if outcome.suppress and not state.suppressed:
+        state.score_started = _day_start(min(outcome.score_days, default=None))
+        state.score_updated = _day_start(max(outcome.score_days, default=None))
+        newly = outcome.suppress and not state.suppressed
+        if newly:
             state.suppressed = True
             state.suppressed_reason = outcome.decision[:SHORT_TEXT]
             state.suppressed_at = occurred_at
@@ -238,7 +268,7 @@ class Ledger:
             original_message_id=item.original_message_id[:SHORT_TEXT],
             subject=item.subject[:SHORT_TEXT], feedback_type=item.feedback_type[:40],
             advice=item.advice[:LONG_TEXT], tag=item.tag[:SHORT_TEXT], occurred_at=occurred_at,
-            decision=outcome.decision[:SHORT_TEXT])
+            decision=outcome.decision[:SHORT_TEXT], newly_suppressed=newly)
 
     def _insert_events_and_notices(self, session: Session, rows: list[dict],
                                    now: datetime) -> dict[int, int]:
@@ -261,6 +291,10 @@ class Ledger:
         for index, channel, target in wanted:
             row = rows[index]
             state = "rate-limited" if (channel, target) in recent else "pending"
+            if state == "rate-limited":
+                LOGGER.info("notice: channel=%s target=<%s> state=rate-limited: another notice "
+                            "went out in the last %g s", channel, target,
+                            self.config.notify.interval)
             recent.add((channel, target))
             notices.append(dict(event_id=ids[index], channel=channel, target=target[:320],
                                 payload=notice_payload(row), state=state, attempts=0,
@@ -275,11 +309,20 @@ class Ledger:
         if row["category"] not in self.config.notify.categories:
             return []
         channels = []
-        if self.config.mail.relay and _notifiable(row["sender"]):
+        if self.config.mail.relay and _notifiable(row["sender"]) and not self._is_return_path(
+                row["sender"]):
             channels.append(("mail", row["sender"].lower()))
         if self.config.webhook.url and (row["tag"] or row["sender"]):
             channels.append(("webhook", row["tag"] or row["sender"].lower()))
         return channels
+
+    def _is_return_path(self, address: str) -> bool:
+        """Return True for a VERP return path of ours: mail to it would come back as a bounce."""
+        settings = self.config.verp
+        if not settings.domain:
+            return False
+        local, _, domain = address.lower().rpartition("@")
+        return domain == settings.domain.lower() or local.startswith(f"{settings.prefix}+")
 
     def _recently_notified(self, session: Session, pairs: set[tuple[str, str]],
                            now: datetime) -> set[tuple[str, str]]:
@@ -307,6 +350,12 @@ class Ledger:
                 BounceEvent.recipient == address).order_by(BounceEvent.occurred_at,
                                                             BounceEvent.id)).scalars())
         return state, events
+
+    def is_suppressed(self, address: str) -> bool:
+        """Return True if mail to `address` should stop."""
+        with self.transaction() as session:
+            state = session.get(RecipientState, address.lower())
+            return state is not None and state.suppressed
 
     def suppressed(self) -> list[RecipientState]:
         """Return the suppressed recipients, by address."""
@@ -374,6 +423,10 @@ def _engine(url: str) -> Engine:
 
         return engine
     return create_engine(url, pool_pre_ping=True)
+
+
+def _day_start(day: str | None) -> datetime | None:
+    return None if day is None else datetime.fromisoformat(day).replace(tzinfo=UTC)
 
 
 def _aware(moment: datetime | None) -> datetime | None:

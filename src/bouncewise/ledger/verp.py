@@ -101,5 +101,10 @@ def _b32(data: bytes) -> str:
 
 
 def _unb32(text: str) -> bytes:
+    """Decode base32 without padding; raise ValueError unless `text` is the one encoding of
+    its bytes, so that no character of a token can change without the token being refused."""
     padding = "=" * (-len(text) % 8)
-    return base64.b32decode(text.upper() + padding)
+    data = base64.b32decode(text.upper() + padding)
+    if _b32(data) != text:
+        raise ValueError("not the canonical encoding")
+    return data
