@@ -2,9 +2,9 @@
 
     python bench/gate.py [--messages 3000] [--clients 4] [--size 4000]
 
-Starts an SMTP sink and `bouncewise gate` (built-in scanner) as separate processes on loopback,
-sends the messages over `--clients` connections at once, first straight to the sink and then
-through the gate, and prints messages per second of both and the time the gate adds to each
+Starts an SMTP sink and `bouncewise gate` (built-in scanner) as separate processes on loopback.
+Sends the messages over `--clients` connections at once, first straight to the sink and then
+through the gate. Prints messages per second of both, and the time the gate adds to each
 message: median and 99th percentile of (time through the gate) minus (median time direct).
 """
 

@@ -4,9 +4,9 @@
 
 Reads every file of FOLDER (default: ../shared/corpus/bounces beside the repository) and makes
 COPIES copies of each, each with an extra header field so that no copy is a duplicate of
-another. It then records them all with `Intake`, classification included, once into a new
-SQLite database and once into a new PostgreSQL database on the server at --postgres (default:
-127.0.0.1:5432 as user postgres; skipped without a server), and prints bounces per second.
+another. It records them all with `Intake`, classification included, into a new SQLite
+database and then into a new PostgreSQL database on the server at --postgres (default:
+127.0.0.1:5432 as user postgres; skipped without a server). It prints bounces per second.
 """
 
 from __future__ import annotations

@@ -19,19 +19,13 @@ from pathlib import Path
 from bouncewise.gate.config import GateConfig, parse_config
 from bouncewise.gate.events import DecisionLog
 from bouncewise.gate.server import start_server
+from sink import free_port
 
 
 BOUNCEWISE_COMMAND = Path(sys.executable).with_name("bouncewise")
 
 # Seconds to wait for a started gate to accept connections.
 START_TIMEOUT = 20.0
-
-
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that nothing listens on now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class GateThread:

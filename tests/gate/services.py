@@ -31,6 +31,8 @@ from pathlib import Path
 
 import pytest
 
+from sink import free_port
+
 log = logging.getLogger(__name__)
 
 LOOPBACK = "127.0.0.1"
@@ -88,14 +90,6 @@ class Service:
     def stop(self) -> None:
         """Stop the daemon and every process it started; do nothing if it has stopped."""
         stop_process(self.process)
-
-
-def free_port(kind: socket.SocketKind = socket.SOCK_STREAM) -> int:
-    """Return a port on 127.0.0.1 that is free at the time of the call."""
-    with socket.socket(socket.AF_INET, kind) as probe:
-        probe.bind((LOOPBACK, 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def eicar_bytes() -> bytes:

@@ -36,15 +36,16 @@ ACCEPT_REPLY = "250 2.0.0 Ok: message accepted by the sink"
 FORWARD_FAILED_REPLY = "451 4.4.1 Sink could not forward the message"
 
 
-def free_port(host: str = LOOPBACK) -> int:
-    """Return a TCP port on `host` that was free a moment ago.
+def free_port(kind: socket.SocketKind = socket.SOCK_STREAM) -> int:
+    """Return a port on 127.0.0.1 (TCP, or UDP with SOCK_DGRAM) that was free a moment ago.
 
     The port is released before returning, so another process can take it before the caller
     binds it. Tests on one machine rarely hit that race.
     """
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((host, 0))
-        return probe.getsockname()[1]
+    with socket.socket(socket.AF_INET, kind) as probe:
+        probe.bind((LOOPBACK, 0))
+        port: int = probe.getsockname()[1]
+        return port
 
 
 def _reply_text(text: bytes | str) -> str:
@@ -147,7 +148,7 @@ class SmtpSink:
         self.host = host
         # False: store each message without its bytes, for tests that send many large ones.
         self.keep_data = keep_data
-        self.port = port if port is not None else free_port(host)
+        self.port = port if port is not None else free_port()
         self.forward_to = forward_to
         self._lock = threading.Condition()
         self._messages: list[ReceivedMessage] = []

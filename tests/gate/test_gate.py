@@ -20,7 +20,7 @@ from bouncewise.gate.config import parse_config
 from bouncewise.gate.scanners import CLEAN, ScanResult
 from bouncewise.gate.scanners.builtin import EICAR, GTUBE
 from gaterun import GateThread
-from sink import SmtpSink
+from sink import SmtpSink, free_port
 
 MESSAGE = (b"From: Ann <ann@sender.test>\r\nTo: bob@dest.test\r\nSubject: hello\r\n"
            b"Message-ID: <1@sender.test>\r\n\r\nA plain message.\r\n.leading dot\r\n")
@@ -120,7 +120,7 @@ def test_next_hop_data_refusal_passes_through(sink):
 
 
 def test_next_hop_down_is_temporary(sink):
-    with GateThread(("127.0.0.1", _closed_port())) as gate:
+    with GateThread(("127.0.0.1", free_port())) as gate:
         with pytest.raises(smtplib.SMTPSenderRefused) as refusal:
             _send(gate.port, MESSAGE)
 
@@ -305,12 +305,6 @@ def test_gate_is_no_open_relay(sink):
         _send(gate.port, MESSAGE, ("someone@elsewhere.example",))
 
     assert sink.messages()[0].rcpt_tos == ("someone@elsewhere.example",)
-
-
-def _closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _wait_for(condition, seconds: float = 10.0) -> None:

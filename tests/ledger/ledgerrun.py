@@ -1,7 +1,7 @@
 """Databases for the ledger's tests: SQLite in a temporary folder, and a fresh database on the
 PostgreSQL server at 127.0.0.1:5432, created for the test and dropped after it.
 
-The PostgreSQL tests skip, saying why, where no server answers there.
+The PostgreSQL tests skip, saying why, where no server runs there.
 """
 
 from __future__ import annotations

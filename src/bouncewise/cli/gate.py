@@ -43,9 +43,9 @@ def gate_command(listen: str | None, next_hop: str | None, config_path: str | No
                  log_format: str, metrics: str | None, check_config: bool) -> None:
     """Refuse spam and viruses during the SMTP session, and relay clean mail to the next hop.
 
-    Each message is read whole and scanned before the client gets a reply: a refusal names
-    the reason, a scanner or next-hop failure is a 4xx so the client retries, and 250 comes
-    only once the next hop has taken the message.
+    Each message is read whole and scanned before the client gets a reply. A rejection names
+    the reason. A scanner or next-hop failure is a 4xx, so the client retries. 250 comes only
+    once the next hop has taken the message.
     """
     try:
         config = load_config(config_path)

@@ -1,9 +1,9 @@
 """The gate's SMTP server: hooks named after the SMTP commands, each returning the reply.
 
-The server takes a client's transaction, forwards MAIL and RCPT to the next hop as they come,
-reads the whole message, has the scanners read it, and then either refuses it or sends it on
-and passes the next hop's reply to the client. It never answers 250 to a message the next hop has
-not taken, and it answers 4xx whenever a scanner or the next hop fails, so the client retries.
+The server forwards a client's MAIL and RCPT to the next hop as they come. It reads the whole
+message and has the scanners read it. Then it rejects the message, or sends it on and passes
+the next hop's reply to the client. It replies 250 only to a message the next hop has taken,
+and 4xx whenever a scanner or the next hop fails, so the client retries.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ SHUTDOWN_GRACE = 30.0
 
 
 class ListenError(Exception):
-    """An address the gate was told to listen on cannot be bound."""
+    """An address given to --listen or --metrics cannot be bound."""
 
 
 @dataclass
@@ -195,7 +195,7 @@ class GateHandler:
         return "221 2.0.0 Bye"
 
     async def handle_exception(self, error: Exception) -> str:
-        """Answer a bug of the gate with a temporary failure, so the client keeps the message."""
+        """Return a temporary failure for a bug of the gate, so the client keeps the message."""
         reference = new_reference()
         LOGGER.error("%s: internal error: %s: %s", reference, type(error).__name__, error,
                      exc_info=error)

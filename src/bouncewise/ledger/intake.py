@@ -102,7 +102,9 @@ class Intake:
     def _prepare(self, item: Item, envelope_to: str) -> MessageInput:
         """Classify one item and attribute it; return what is to be recorded."""
         key = message_key(item.data or item.source.encode("utf-8", "replace"))
-        if item.data and _header_fields(item.data, self.limits).get(NOTICE_HEADER):
+        # Read once here; the notice check, the VERP address and the date all come from it.
+        fields = _header_fields(item.data, self.limits) if item.data else {}
+        if fields.get(NOTICE_HEADER):
             # A notice of our own that came back, such as one sent to a return path that
             # leads here: recording it as a bounce would invent an event.
             LOGGER.info("ingest: %s: a bouncewise notice, not a bounce; recorded without events",
@@ -113,8 +115,8 @@ class Intake:
             LOGGER.info("ingest: %s: unreadable: %s", item.source, outcome.error)
             return MessageInput(item.source, key, error=outcome.error or "unreadable")
 
-        token = self._verp_token(item, envelope_to)
-        reported_at = _reported_at(item.data, self.limits)
+        token = self._verp_token(item.source, fields, envelope_to)
+        reported_at = _reported_at(fields)
         events = [_event(result, token, reported_at) for result in outcome]
         if token is not None and not events:
             # A bounce that names no recipient the classifier could find: the token names
@@ -129,12 +131,12 @@ class Intake:
                             verp_recipient=token.recipient if token else "",
                             verp_tag=token.tag if token else "")
 
-    def _verp_token(self, item: Item, envelope_to: str) -> verp.VerpToken | None:
+    def _verp_token(self, source: str, fields: dict[str, list[str]],
+                    envelope_to: str) -> verp.VerpToken | None:
         settings = self.config.verp
         if not settings.secret:
             return None
-        candidates = [envelope_to] if envelope_to else _envelope_addresses(item.data,
-                                                                           self.limits)
+        candidates = [envelope_to] if envelope_to else _envelope_addresses(fields)
         address = verp.find_token(candidates, settings.prefix)
         if not address:
             return None
@@ -143,7 +145,7 @@ class Intake:
                                settings.prefix)
         except verp.VerpError as error:
             # A forged or damaged token: the bounce is still recorded, by its own contents.
-            LOGGER.warning("verp: %s: refused: %s", item.source, error)
+            LOGGER.warning("verp: %s: token rejected: %s", source, error)
             return None
 
     def _count(self, recorded: Recorded, message: MessageInput) -> None:
@@ -201,14 +203,14 @@ def _report_kind(result) -> bool:
     return result.category in ("complaint", "auto-reply", "delivered")
 
 
-def _reported_at(data: bytes, limits) -> datetime | None:
+def _reported_at(fields: dict[str, list[str]]) -> datetime | None:
     """Return when the bounce was written, from its own Date field, or None.
 
     That is when the failure was reported. The returned message's date may be days older
     (retries), and the time of intake days later (a backlog). A date more than a day ahead is
     a wrong clock, and is not used.
     """
-    text = parse_date_utc(_header_fields(data, limits).get("date", [""])[0])
+    text = parse_date_utc(fields.get("date", [""])[0])
     if not text:
         return None
     moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
@@ -222,9 +224,8 @@ def _header_fields(data: bytes, limits) -> dict[str, list[str]]:
     return parse_header_block(head, limits)
 
 
-def _envelope_addresses(data: bytes, limits) -> list[str]:
+def _envelope_addresses(fields: dict[str, list[str]]) -> list[str]:
     """Return the addresses the message was delivered to by its header, most reliable first."""
-    fields = _header_fields(data, limits)
     found = []
     for name in _ENVELOPE_FIELDS:
         for value in fields.get(name, []):

@@ -142,13 +142,6 @@ class Ledger:
 
     # Recording.
 
-    def record(self, session: Session, source: str, key: str, events: Iterable[EventInput],
-               received_at: datetime | None = None, error: str = "", verp_recipient: str = "",
-               verp_tag: str = "") -> Recorded:
-        """Record one message and its events in `session`; a message seen before is skipped."""
-        message = MessageInput(source, key, tuple(events), error, verp_recipient, verp_tag)
-        return self.record_batch(session, [message], received_at)[0]
-
     def record_batch(self, session: Session, messages: list[MessageInput],
                      received_at: datetime | None = None) -> list[Recorded]:
         """Record messages and their events in `session`, skipping any seen before.

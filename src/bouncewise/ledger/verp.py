@@ -101,8 +101,8 @@ def _b32(data: bytes) -> str:
 
 
 def _unb32(text: str) -> bytes:
-    """Decode base32 without padding; raise ValueError unless `text` is the one encoding of
-    its bytes, so that no character of a token can change without the token being refused."""
+    """Decode base32 without padding, and raise ValueError unless `text` is the one encoding
+    of its bytes. So no character of a token can change unnoticed."""
     padding = "=" * (-len(text) % 8)
     data = base64.b32decode(text.upper() + padding)
     if _b32(data) != text:

@@ -46,11 +46,11 @@ class BuiltinScanner:
             if GTUBE in message:
                 return ScanResult(SPAM, self.name, findings=("GTUBE",))
 
-        if self.header and self._header_says_spam(message):
+        if self.header and self._header_marks_spam(message):
             return ScanResult(SPAM, self.name, findings=(f"{self.header} header",))
         return ScanResult(CLEAN, self.name)
 
-    def _header_says_spam(self, message: bytes) -> bool:
+    def _header_marks_spam(self, message: bytes) -> bool:
         values = Message(message).headers(self.header.lower())
         return any(value.split(None, 1)[0].lower() in self.spam_values
                    for value in values if value.strip())
