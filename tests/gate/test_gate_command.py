@@ -119,11 +119,13 @@ def test_memory_is_freed_after_large_messages(tmp_path):
     with SmtpSink(keep_data=False) as sink, GateProcess(sink.port, "", tmp_path) as gate:
         one_round(gate.port)
         after_first = _resident_megabytes(gate.process.pid)
-        for _ in range(3):
+        later = []
+        for _ in range(5):
             one_round(gate.port)
-        after_last = _resident_megabytes(gate.process.pid)
+            later.append(_resident_megabytes(gate.process.pid))
 
     # 100 messages of 1 MB over 20 connections per round: a leak of even one message in ten
-    # would add 30 MB over the last three rounds.
-    assert len(sink.messages()) == 400
-    assert after_last - after_first < 15
+    # would add 30 MB by the fourth round and more after. The allocator's own spikes of up to
+    # about 10 MB in single rounds come and go, so the lowest of the last three rounds counts.
+    assert len(sink.messages()) == 600
+    assert min(later[-3:]) - after_first < 15
